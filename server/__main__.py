@@ -1,0 +1,105 @@
+"""``python -m server``: run the server, or administer it.
+
+python -m server                       # serve (same as `python -m server serve`)
+python -m server admin create-user NAME --role mentor [--password-stdin]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+
+import uvicorn
+
+from server.app import create_app
+from server.settings import Settings
+
+__all__ = ["main"]
+
+
+def _serve(settings: Settings) -> int:
+    app = create_app(settings)
+    base = f"http://{settings.host}:{settings.port}"
+    print(f"Fieldsight {settings.mode} server on {base}")
+    print(f"  mentor page:  {base}/mentor/")
+    print(f"  API docs:     {base}/docs")
+    print(
+        f"  data:         {settings.data_dir.resolve()} "
+        f"({settings.resolved_database_url.split(':')[0]})"
+    )
+    if settings.mode == "dev":
+        print(
+            "  demo accounts (dev mode): worker, mentor, trainer — password from "
+            "FIELDSIGHT_DEMO_PASSWORD"
+            + ("" if settings.demo_password != "fieldsight" else " (unset: 'fieldsight')")
+        )
+    sys.stdout.flush()
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ws_max_size=settings.max_message_bytes * 2,
+        log_level="info",
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+async def _create_user(settings: Settings, username: str, role: str, password: str) -> None:
+    from server.auth import PasswordHasher
+    from sessions import Database, Role, UserStore
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    try:
+        await db.create_all()
+        password_hash = await PasswordHasher().hash_async(password)
+        await UserStore(db).create(username, password_hash, Role(role))
+    finally:
+        await db.aclose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server", description="Fieldsight server")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the HTTP/WebSocket server (default)")
+    admin = sub.add_parser("admin", help="administration")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    create = admin_sub.add_parser("create-user", help="create a user account")
+    create.add_argument("username")
+    create.add_argument("--role", required=True, choices=["worker", "mentor", "trainer", "admin"])
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        print(f"error: invalid settings: {exc}", file=sys.stderr)
+        return 2
+
+    if args.command in (None, "serve"):
+        return _serve(settings)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.username}: ")
+    try:
+        asyncio.run(_create_user(settings, args.username, args.role, password))
+    except Exception as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"created {args.role} {args.username}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""One media clock for the whole room: a frame's ``pts`` is its RTP timestamp, end to end.
+
+Overlays and ink name frames by ``pts``. For that name to mean the same frame to the headset, the
+server and every browser, the RTP timestamp must survive each hop unchanged:
+
+* aiortc's receiver rebases incoming RTP timestamps so the first frame it happens to decode gets
+  pts 0. If that first frame is lost, every later pts is off by a frame or more. We keep the raw
+  RTP timestamp instead (unwrapped to 64 bits), so a received frame's pts is exactly the
+  sender's RTP timestamp.
+* aiortc's sender adds a random origin to each outgoing stream. We use origin 0, so the RTP
+  timestamp a browser sees in ``requestVideoFrameCallback``'s ``rtpTimestamp`` is the frame's pts
+  modulo 2**32.
+
+:func:`install` applies both to aiortc once per process. It checks that the aiortc internals it
+relies on are still there and fails loudly otherwise (tests cover it against the pinned range).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any
+
+__all__ = ["RawTimestampMapper", "install", "installed"]
+
+logger = logging.getLogger(__name__)
+
+_installed = False
+
+
+class RawTimestampMapper:
+    """Unwraps 32-bit RTP timestamps into a monotonic 64-bit pts without rebasing them."""
+
+    def __init__(self) -> None:
+        self._last: int | None = None
+        self._wraps = 0
+
+    def map(self, timestamp: int) -> int:
+        if self._last is not None:
+            # A jump back by more than half the range is a wrap, not reordering.
+            if timestamp < self._last and self._last - timestamp > (1 << 31):
+                self._wraps += 1
+            elif timestamp > self._last and timestamp - self._last > (1 << 31) and self._wraps:
+                # A late packet from before the last wrap.
+                return (self._wraps - 1) * (1 << 32) + timestamp
+        self._last = timestamp
+        return self._wraps * (1 << 32) + timestamp
+
+
+def _zero_origin_random32(original: Any) -> Any:
+    def random32() -> int:
+        # Only the timestamp origin drawn inside RTCRtpSender._run_rtp becomes 0; SSRCs and
+        # everything else stay random.
+        caller = inspect.currentframe()
+        if caller is not None and caller.f_back is not None:
+            if caller.f_back.f_code.co_name == "_run_rtp":
+                return 0
+        value: int = original()
+        return value
+
+    random32.__wrapped__ = original  # type: ignore[attr-defined]
+    return random32
+
+
+def install() -> None:
+    """Make aiortc keep RTP timestamps as frame pts (see the module docstring). Idempotent."""
+    global _installed
+    if _installed:
+        return
+    from aiortc import rtcrtpreceiver, rtcrtpsender
+
+    if not hasattr(rtcrtpreceiver, "TimestampMapper") or not hasattr(rtcrtpsender, "random32"):
+        raise RuntimeError(
+            "this aiortc version lacks the internals Fieldsight's media clock relies on "
+            "(rtcrtpreceiver.TimestampMapper, rtcrtpsender.random32); pin aiortc to a tested range"
+        )
+    if "timestamp_origin = random32()" not in inspect.getsource(rtcrtpsender.RTCRtpSender._run_rtp):
+        raise RuntimeError("aiortc's RTCRtpSender no longer draws its timestamp origin as expected")
+    rtcrtpreceiver.TimestampMapper = RawTimestampMapper  # type: ignore[misc,assignment]
+    rtcrtpsender.random32 = _zero_origin_random32(rtcrtpsender.random32)
+    _installed = True
+    logger.debug("media clock installed: RTP timestamps are kept as frame pts")
+
+
+def installed() -> bool:
+    return _installed

@@ -1,0 +1,109 @@
+"""The media hub: every live room of this process, and the shared vision executor."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from server.rtc import clock
+from server.rtc.participant import Participant
+from server.rtc.room import Room, RoomOptions
+from sessions import EventLog
+from vision import Pipeline, PipelineOptions
+
+__all__ = ["MediaHub"]
+
+logger = logging.getLogger(__name__)
+
+
+class MediaHub:
+    """Owns rooms (no module globals): created with the app, closed with it."""
+
+    def __init__(
+        self,
+        events: EventLog,
+        *,
+        room_options: RoomOptions,
+        pipeline_options: PipelineOptions,
+        vision_workers: int = 2,
+        ice_host_addresses: tuple[str, ...] = (),
+    ) -> None:
+        clock.install()
+        if ice_host_addresses:
+            _pin_host_addresses(ice_host_addresses)
+        self._events = events
+        self._room_options = room_options
+        self._pipeline_options = pipeline_options
+        self._executor = ThreadPoolExecutor(
+            max_workers=vision_workers, thread_name_prefix="fieldsight-vision"
+        )
+        self.rooms: dict[str, Room] = {}
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    def _new_pipeline(self) -> Pipeline:
+        return Pipeline(self._pipeline_options)
+
+    async def join(self, room_name: str, participant: Participant) -> Room:
+        """Add a participant, opening the room (and its recorded session) on first join."""
+        async with self._lock:
+            if self._closed:
+                raise RuntimeError("the media hub is shutting down")
+            room = self.rooms.get(room_name)
+            created = room is None
+            if room is None:
+                record = await self._events.open_session(room_name)
+                room = Room(
+                    room_name,
+                    record.id,
+                    events=self._events,
+                    executor=self._executor,
+                    pipeline_factory=self._new_pipeline,
+                    options=self._room_options,
+                )
+                self.rooms[room_name] = room
+            try:
+                await room.add(participant)
+            except Exception:
+                if created and room.empty:
+                    await self._close_room(room)
+                raise
+            return room
+
+    async def leave(self, participant: Participant, *, reason: str = "left") -> None:
+        room = participant.room
+        if room is None:
+            await participant.aclose()
+            return
+        await room.remove(participant, reason=reason)
+        async with self._lock:
+            if room.empty and self.rooms.get(room.name) is room:
+                await self._close_room(room)
+
+    async def _close_room(self, room: Room) -> None:
+        self.rooms.pop(room.name, None)
+        await room.aclose()
+        try:
+            await self._events.close_session(room.session_id)
+        except Exception:
+            logger.exception("could not close session %s", room.session_id)
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            self._closed = True
+            for room in list(self.rooms.values()):
+                await self._close_room(room)
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _pin_host_addresses(addresses: tuple[str, ...]) -> None:
+    """Offer only these addresses as ICE host candidates (e.g. the public interface)."""
+    import aioice.ice
+
+    pinned = list(addresses)
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [a for a in pinned if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = get_host_addresses

@@ -1,0 +1,270 @@
+"""A room: one live session around one worker's view, with its mentors and observers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamTrack
+
+from server.errors import RoomConflictError, RoomFullError
+from server.protocol import (
+    AckMessage,
+    ErrorMessage,
+    OverlayMessage,
+    ParticipantJoinedMessage,
+    ParticipantLeftMessage,
+    ProtocolError,
+    StrokeMessage,
+    TelemetryMessage,
+    parse_annotation,
+    parse_telemetry,
+)
+from server.rtc.participant import Participant
+from server.rtc.tracks import AudioMix
+from server.rtc.vision_tap import VisionTap
+from sessions import EventLog
+from vision import FrameResult, Intrinsics, Pipeline, Telemetry
+
+__all__ = ["Room", "RoomOptions"]
+
+logger = logging.getLogger(__name__)
+
+TELEMETRY_KEEP = 300  # ~10 s of frames at 30 fps
+
+
+@dataclass(frozen=True)
+class RoomOptions:
+    vision_fps: float = 10.0
+    max_participants: int = 16
+    max_message_bytes: int = 64 * 1024
+
+
+class Room:
+    def __init__(
+        self,
+        name: str,
+        session_id: str,
+        *,
+        events: EventLog,
+        executor: Executor,
+        pipeline_factory: Callable[[], Pipeline],
+        options: RoomOptions,
+    ) -> None:
+        self.name = name
+        self.session_id = session_id
+        self.participants: dict[str, Participant] = {}
+        self.worker: Participant | None = None
+        self.audio = AudioMix()
+        self._events = events
+        self._executor = executor
+        self._pipeline_factory = pipeline_factory
+        self._options = options
+        self._relay = MediaRelay()
+        self._worker_video: MediaStreamTrack | None = None
+        self._vision: VisionTap | None = None
+        self._pipeline: Pipeline | None = None
+        self._telemetry: OrderedDict[int, TelemetryMessage] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.last_overlay: OverlayMessage | None = None
+
+    # --- membership --------------------------------------------------------------------------
+
+    @property
+    def empty(self) -> bool:
+        return not self.participants
+
+    async def add(self, participant: Participant) -> None:
+        if len(self.participants) >= self._options.max_participants:
+            raise RoomFullError(
+                "room_full",
+                f"room {self.name!r} already has {len(self.participants)} participants",
+            )
+        if participant.role == "worker":
+            if self.worker is not None:
+                raise RoomConflictError(
+                    "room_has_worker",
+                    f"room {self.name!r} already has a worker ({self.worker.username}); "
+                    "only one headset can stream into a room",
+                )
+            self.worker = participant
+        participant.room = self
+        self.participants[participant.id] = participant
+        await self._events.append(
+            self.session_id,
+            "join",
+            {"participant_id": participant.id, "role": participant.role},
+            actor=participant.username,
+        )
+        for other in list(self.participants.values()):
+            if other is not participant:
+                await other.signal(ParticipantJoinedMessage(participant=participant.info))
+
+    async def remove(self, participant: Participant, *, reason: str = "left") -> None:
+        if self.participants.pop(participant.id, None) is None:
+            return
+        if self.worker is participant:
+            self.worker = None
+            await self._stop_worker_video()
+        await self.audio.remove_source(participant.id)
+        await participant.aclose()
+        try:
+            await self._events.append(
+                self.session_id,
+                "leave",
+                {"participant_id": participant.id, "reason": reason},
+                actor=participant.username,
+            )
+        except Exception:
+            logger.exception("could not log leave of %s", participant.id)
+        for other in list(self.participants.values()):
+            await other.signal(ParticipantLeftMessage(participant_id=participant.id))
+
+    # --- video -------------------------------------------------------------------------------
+
+    def publish_worker_video(self, worker: Participant, track: MediaStreamTrack) -> None:
+        if self.worker is not worker:
+            return
+        self._worker_video = track
+        for viewer in self.participants.values():
+            self.attach_viewer(viewer)
+        self._pipeline = self._pipeline_factory()
+        self._vision = VisionTap(
+            self._relay.subscribe(track, buffered=False),
+            self._pipeline,
+            self._executor,
+            fps=self._options.vision_fps,
+            telemetry_for=self._telemetry_for,
+            on_result=self._on_vision_result,
+            name=f"vision-{self.name}",
+        )
+        self._vision.start()
+
+    def attach_viewer(self, viewer: Participant) -> None:
+        if viewer.video_slot is None:
+            return
+        source = self._worker_video
+        viewer.video_slot.attach(
+            None if source is None else self._relay.subscribe(source, buffered=False)
+        )
+
+    async def _stop_worker_video(self) -> None:
+        self._worker_video = None
+        for viewer in self.participants.values():
+            if viewer.video_slot is not None:
+                viewer.video_slot.attach(None)
+        if self._vision is not None:
+            await self._vision.aclose()
+            self._vision = None
+        if self._pipeline is not None:
+            self._pipeline.close()
+            self._pipeline = None
+        self._telemetry.clear()
+
+    @property
+    def vision_stats(self) -> dict[str, Any] | None:
+        return None if self._vision is None else vars(self._vision.stats)
+
+    def _telemetry_for(self, pts: int) -> Telemetry:
+        msg = self._telemetry.get(pts)
+        if msg is None:
+            return Telemetry(pts=pts)
+        intrinsics = None
+        if msg.intrinsics is not None:
+            i = msg.intrinsics
+            intrinsics = Intrinsics(
+                fx=i.fx, fy=i.fy, cx=i.cx, cy=i.cy, width=i.width, height=i.height
+            )
+        pose = tuple(msg.head_pose) if msg.head_pose is not None else None
+        return Telemetry(pts=pts, head_pose=pose, intrinsics=intrinsics)
+
+    def _on_vision_result(self, result: FrameResult, analysed_ms: float) -> None:
+        data = result.to_dict()
+        telemetry = self._telemetry.get(result.pts)
+        overlay = OverlayMessage(
+            pts=result.pts,
+            width=result.width,
+            height=result.height,
+            markers=data["markers"],
+            timings_ms=data["timings_ms"],
+            camera=data["camera"],
+            t_capture_ms=None if telemetry is None else telemetry.t_capture_ms,
+            t_analysed_ms=analysed_ms,
+        )
+        self.last_overlay = overlay
+        payload = overlay.model_dump_json()
+        for participant in self.participants.values():
+            participant.send("overlay", payload)
+
+    # --- data channels -----------------------------------------------------------------------
+
+    def on_channel_message(self, sender: Participant, label: str, raw: Any) -> None:
+        try:
+            if label == "telemetry":
+                self._on_telemetry(sender, raw)
+            elif label == "annotations":
+                stroke = parse_annotation(raw, self._options.max_message_bytes)
+                self._spawn(self._on_stroke(sender, stroke))
+            else:
+                raise ProtocolError("wrong_channel", f"nothing may be sent on {label!r}")
+        except ProtocolError as exc:
+            reply = ErrorMessage(code=exc.code, message=exc.message)
+            sender.send("annotations", reply.model_dump_json())
+
+    def _on_telemetry(self, sender: Participant, raw: Any) -> None:
+        if sender is not self.worker:
+            raise ProtocolError("forbidden", "only the room's worker sends telemetry")
+        msg = parse_telemetry(raw, self._options.max_message_bytes)
+        self._telemetry[msg.pts] = msg
+        while len(self._telemetry) > TELEMETRY_KEEP:
+            self._telemetry.popitem(last=False)
+
+    async def _on_stroke(self, author: Participant, stroke: StrokeMessage) -> None:
+        if author.role != "mentor":
+            author.send(
+                "annotations",
+                ErrorMessage(
+                    code="forbidden",
+                    message=f"a {author.role} cannot draw; only mentors draw ink",
+                    id=stroke.id,
+                ).model_dump_json(),
+            )
+            return
+        record = await self._events.append(
+            self.session_id,
+            "ink",
+            stroke.model_dump(exclude={"v", "type", "seq", "author"}),
+            actor=author.username,
+            media_pts=stroke.pts,
+        )
+        relayed = stroke.model_copy(update={"seq": record.seq, "author": author.username})
+        author.send("annotations", AckMessage(id=stroke.id, seq=record.seq).model_dump_json())
+        payload = relayed.model_dump_json()
+        for participant in self.participants.values():
+            if participant is not author:
+                participant.send("annotations", payload)
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("room %s task failed", self.name, exc_info=task.exception())
+
+    async def aclose(self) -> None:
+        for participant in list(self.participants.values()):
+            await self.remove(participant, reason="server_shutdown")
+        await self._stop_worker_video()
+        await self.audio.aclose()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,88 @@
+"""Per-process services of the server, built in the app's lifespan and closed with it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from server.auth import PasswordHasher, TokenService
+from server.rtc.hub import MediaHub
+from server.rtc.participant import PeerOptions
+from server.rtc.room import RoomOptions
+from server.settings import Settings
+from sessions import Database, EventLog, Role, UserExistsError, UserStore
+from vision import PipelineOptions
+
+__all__ = ["DEMO_USERS", "Services"]
+
+logger = logging.getLogger(__name__)
+
+#: Accounts created in dev mode so that a fresh ``make run`` can be tried at once.
+DEMO_USERS = (("worker", Role.WORKER), ("mentor", Role.MENTOR), ("trainer", Role.TRAINER))
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    users: UserStore
+    events: EventLog
+    hasher: PasswordHasher
+    tokens: TokenService
+    hub: MediaHub
+    peer_options: PeerOptions
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Services:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.resolved_database_url)
+        await db.create_all()
+        events = EventLog(db)
+        hub = MediaHub(
+            events,
+            room_options=RoomOptions(
+                vision_fps=settings.vision_fps,
+                max_participants=settings.max_participants_per_room,
+                max_message_bytes=settings.max_message_bytes,
+            ),
+            pipeline_options=PipelineOptions(
+                marker_family=settings.marker_family, marker_size_m=settings.marker_size_m
+            ),
+            vision_workers=settings.vision_workers,
+            ice_host_addresses=tuple(settings.ice_host_addresses),
+        )
+        services = cls(
+            settings=settings,
+            db=db,
+            users=UserStore(db),
+            events=events,
+            hasher=PasswordHasher(),
+            tokens=TokenService(settings.secret_key, settings.token_ttl_s),
+            hub=hub,
+            peer_options=PeerOptions(
+                ice_servers=tuple(settings.ice_servers),
+                max_message_bytes=settings.max_message_bytes,
+            ),
+        )
+        if settings.mode == "dev":
+            await services.ensure_demo_users()
+        return services
+
+    async def ensure_demo_users(self) -> list[str]:
+        created = []
+        for username, role in DEMO_USERS:
+            if await self.users.get(username) is not None:
+                continue
+            password_hash = await self.hasher.hash_async(self.settings.demo_password)
+            try:
+                await self.users.create(
+                    username, password_hash, role, display_name=username.title()
+                )
+                created.append(username)
+            except UserExistsError:
+                pass
+        return created
+
+    async def aclose(self) -> None:
+        await self.hub.aclose()
+        await self.db.aclose()

@@ -1,0 +1,82 @@
+"""Live server fixtures: uvicorn in the test's event loop on a free loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from server.app import create_app
+from server.settings import Settings
+
+PASSWORD = "test-password-1"
+
+
+@dataclass
+class LiveServer:
+    url: str
+    settings: Settings
+    app: object
+
+    @property
+    def services(self):  # type: ignore[no-untyped-def]
+        return self.app.state.services  # type: ignore[attr-defined]
+
+    def login(self, username: str, password: str = PASSWORD) -> str:
+        request = urllib.request.Request(
+            self.url + "/api/auth/login",
+            data=json.dumps({"username": username, "password": password}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return str(json.loads(response.read())["access_token"])
+
+    async def login_async(self, username: str, password: str = PASSWORD) -> str:
+        return await asyncio.to_thread(self.login, username, password)
+
+
+async def start_server(
+    tmp_path: Path, **overrides: object
+) -> tuple[uvicorn.Server, asyncio.Task[None], LiveServer]:
+    settings = Settings(
+        port=0,
+        data_dir=tmp_path / "data",
+        demo_password=PASSWORD,
+        ice_host_addresses=["127.0.0.1"],
+        **overrides,  # type: ignore[arg-type]
+    )
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="on",
+        ws_max_size=settings.max_message_bytes * 2,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            break
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return server, task, LiveServer(url=f"http://127.0.0.1:{port}", settings=settings, app=app)
+
+
+@pytest.fixture
+async def live_server(tmp_path: Path) -> AsyncIterator[LiveServer]:
+    server, task, live = await start_server(tmp_path)
+    try:
+        yield live
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 20)
