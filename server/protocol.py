@@ -92,7 +92,7 @@ class ProtocolError(Exception):
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     v: int = PROTOCOL_VERSION
 
@@ -200,7 +200,7 @@ ServerMessage = (
 
 
 class IntrinsicsModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     fx: float = Field(gt=0)
     fy: float = Field(gt=0)

@@ -99,8 +99,9 @@ class _Connection:
             pass
         finally:
             if self.participant is not None:
-                await self.services.hub.leave(self.participant)
-                self.participant = None
+                participant, self.participant = self.participant, None
+                # Leaving must complete even when this handler is being cancelled.
+                await asyncio.shield(self.services.hub.leave_soon(participant))
 
     async def _receive(self) -> str | bytes:
         message = await self.ws.receive()

@@ -41,6 +41,7 @@ class MediaHub:
         self.rooms: dict[str, Room] = {}
         self._lock = asyncio.Lock()
         self._closed = False
+        self._pending: set[asyncio.Task[None]] = set()
 
     def _new_pipeline(self) -> Pipeline:
         return Pipeline(self._pipeline_options)
@@ -71,6 +72,13 @@ class MediaHub:
                 raise
             return room
 
+    def leave_soon(self, participant: Participant, *, reason: str = "left") -> asyncio.Task[None]:
+        """Leave as a task of the hub's own, so that a cancelled caller cannot cut it short."""
+        task = asyncio.create_task(self.leave(participant, reason=reason), name="leave")
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        return task
+
     async def leave(self, participant: Participant, *, reason: str = "left") -> None:
         room = participant.room
         if room is None:
@@ -90,6 +98,7 @@ class MediaHub:
             logger.exception("could not close session %s", room.session_id)
 
     async def aclose(self) -> None:
+        await asyncio.gather(*self._pending, return_exceptions=True)
         async with self._lock:
             self._closed = True
             for room in list(self.rooms.values()):

@@ -104,18 +104,25 @@ class Participant:
         room = self.room
         if room is None:
             raise RuntimeError("participant is not in a room")
+        _check_offer(sdp)
         async with self._negotiation:
             first = self._pc is None
             if first:
                 self._pc = self._create_peer_connection(room)
             pc = self._pc
             assert pc is not None
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-            if first:
-                self._create_channels(pc, room)
-                self._attach_outbound(pc, room)
-            answer = await pc.createAnswer()
-            await pc.setLocalDescription(answer)
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+                if first:
+                    self._create_channels(pc, room)
+                    self._attach_outbound(pc, room)
+                answer = await pc.createAnswer()
+                await pc.setLocalDescription(answer)
+            except Exception:
+                if first:  # leave no half-built connection behind: the client may offer again
+                    self._pc, self.channels, self.video_slot = None, {}, None
+                    await pc.close()
+                raise
             return str(pc.localDescription.sdp)
 
     def _create_peer_connection(self, room: Room) -> RTCPeerConnection:
@@ -179,6 +186,20 @@ class Participant:
         await asyncio.gather(*self._sinks, return_exceptions=True)
         if self._pc is not None:
             await self._pc.close()
+
+
+def _check_offer(sdp: str) -> None:
+    lines = sdp.replace("\r\n", "\n").split("\n")
+    if not lines or not lines[0].startswith("v=0"):
+        raise ValueError("not an SDP offer (it must start with v=0)")
+    media = [line.split()[0][2:] for line in lines if line.startswith("m=") and line.split()]
+    if not media:
+        raise ValueError("the offer has no media sections")
+    if "application" not in media:
+        raise ValueError(
+            "the offer has no data channel section: create the negotiated channels "
+            "(telemetry 0, overlay 1, annotations 2) before creating the offer"
+        )
 
 
 async def _drain(track: MediaStreamTrack) -> None:

@@ -30,7 +30,7 @@ from server.rtc.participant import Participant
 from server.rtc.tracks import AudioMix
 from server.rtc.vision_tap import VisionTap
 from sessions import EventLog
-from vision import FrameResult, Intrinsics, Pipeline, Telemetry
+from vision import FrameResult, Intrinsics, Pipeline, Telemetry, VisionError
 
 __all__ = ["Room", "RoomOptions"]
 
@@ -175,6 +175,17 @@ class Room:
         msg = self._telemetry.get(pts)
         if msg is None:
             return Telemetry(pts=pts)
+        try:
+            return self._to_vision_telemetry(pts, msg)
+        except (
+            ValueError,
+            VisionError,
+        ) as exc:  # e.g. a degenerate camera model: analyse without it
+            logger.warning("ignoring telemetry for pts=%d: %s", pts, exc)
+            return Telemetry(pts=pts)
+
+    @staticmethod
+    def _to_vision_telemetry(pts: int, msg: TelemetryMessage) -> Telemetry:
         intrinsics = None
         if msg.intrinsics is not None:
             i = msg.intrinsics
