@@ -131,7 +131,7 @@ class HeadsetClient:
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             # The mentors' voices. Consume at once (aiortc's receive queue is unbounded).
-            self._audio_sink = asyncio.create_task(_drain(track))
+            self._audio_sink = asyncio.create_task(self._hear(track))
 
         for label, (channel_id, ordered, retransmits) in CHANNELS.items():
             channel = pc.createDataChannel(
@@ -216,6 +216,17 @@ class HeadsetClient:
                 )
             )
 
+    async def _hear(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                if isinstance(frame, av.AudioFrame):
+                    self.report.audio_frames_received += 1
+                    level = int(abs(frame.to_ndarray().astype("int32")).max())
+                    self.report.audio_peak = max(self.report.audio_peak, level)
+        except MediaStreamError:
+            pass
+
     def _on_channel(self, label: str, raw: Any) -> None:
         now_ms = time.time() * 1000
         try:
@@ -273,11 +284,3 @@ def _tan_half(hfov_deg: float) -> float:
     import math
 
     return math.tan(math.radians(hfov_deg) / 2)
-
-
-async def _drain(track: MediaStreamTrack) -> None:
-    try:
-        while True:
-            await track.recv()
-    except MediaStreamError:
-        pass

@@ -29,6 +29,8 @@ class Report:
     overlays_unmatched: int = 0
     markers_seen: int = 0
     annotations_received: int = 0
+    audio_frames_received: int = 0
+    audio_peak: int = 0
     first_frame_ms: float | None = None
     overlay_latency: list[float] = field(default_factory=list)
     annotation_latency: list[float] = field(default_factory=list)
@@ -40,6 +42,7 @@ class Report:
             "overlays_unmatched": self.overlays_unmatched,
             "markers_seen": self.markers_seen,
             "annotations_received": self.annotations_received,
+            "audio_frames_received": self.audio_frames_received,
             "overlay_latency_ms": percentiles(self.overlay_latency),
             "annotation_latency_ms": percentiles(self.annotation_latency),
             **extra,

@@ -1,4 +1,4 @@
-"""Send RTP timestamps equal to frame pts (no random origin), so the server can name frames.
+"""Send RTP timestamps equal to frame pts, so the server can name frames as the headset does.
 
 The server tags overlays with the RTP timestamp it receives. aiortc's sender adds a random origin
 to every stream; with origin 0 a frame's RTP timestamp is its own pts, and the headset can match
@@ -8,6 +8,7 @@ overlays to the frames it sent without any other bookkeeping.
 from __future__ import annotations
 
 import inspect
+from fractions import Fraction
 from typing import Any
 
 __all__ = ["install"]
@@ -34,4 +35,20 @@ def install() -> None:
         return value
 
     setattr(rtcrtpsender, "random32", random32)  # noqa: B010
+
+    # FFmpeg rebases frames to microseconds and aiortc truncates back to 90 kHz (3000 -> 2999):
+    # round instead, which is exact.
+    from aiortc.codecs import h264, vpx
+
+    def convert_timebase(pts: int, from_base: Any, to_base: Any) -> int:
+        if from_base == to_base:
+            return pts
+        return round(
+            pts
+            * Fraction(from_base.numerator, from_base.denominator)
+            / Fraction(to_base.numerator, to_base.denominator)
+        )
+
+    for codec in (vpx, h264):
+        setattr(codec, "convert_timebase", convert_timebase)  # noqa: B010
     _installed = True

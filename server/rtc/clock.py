@@ -10,6 +10,10 @@ server and every browser, the RTP timestamp must survive each hop unchanged:
 * aiortc's sender adds a random origin to each outgoing stream. We use origin 0, so the RTP
   timestamp a browser sees in ``requestVideoFrameCallback``'s ``rtpTimestamp`` is the frame's pts
   modulo 2**32.
+* The video encoders hand frames to FFmpeg, which rebases their pts to microseconds, and aiortc
+  converts back to 90 kHz by truncation: 3000 becomes 2999, and every hop loses a tick. Rounding
+  to the nearest tick is exact (a tick is 11.1 us). FFmpeg rebases the frame object in place, and
+  the relay shares one frame among every consumer: always read a frame's pts with :func:`pts90k`.
 
 :func:`install` applies both to aiortc once per process. It checks that the aiortc internals it
 relies on are still there and fails loudly otherwise (tests cover it against the pinned range).
@@ -19,9 +23,10 @@ from __future__ import annotations
 
 import inspect
 import logging
+from fractions import Fraction
 from typing import Any
 
-__all__ = ["RawTimestampMapper", "install", "installed"]
+__all__ = ["RawTimestampMapper", "install", "installed", "pts90k"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +52,24 @@ class RawTimestampMapper:
         return self._wraps * (1 << 32) + timestamp
 
 
+def pts90k(frame: Any) -> int:
+    """The frame's pts in 90 kHz ticks, whatever time base an encoder rebased it to."""
+    if frame.pts is None:
+        return 0
+    base = frame.time_base
+    if base is None or (base.numerator == 1 and base.denominator == 90_000):
+        return int(frame.pts)
+    return round(Fraction(frame.pts) * Fraction(base.numerator, base.denominator) * 90_000)
+
+
+def _rounding_convert_timebase(pts: int, from_base: Any, to_base: Any) -> int:
+    if from_base != to_base:
+        from_fraction = Fraction(from_base.numerator, from_base.denominator)
+        to_fraction = Fraction(to_base.numerator, to_base.denominator)
+        return round(pts * from_fraction / to_fraction)
+    return pts
+
+
 def _zero_origin_random32(original: Any) -> Any:
     def random32() -> int:
         # Only the timestamp origin drawn inside RTCRtpSender._run_rtp becomes 0; SSRCs and
@@ -68,6 +91,7 @@ def install() -> None:
     if _installed:
         return
     from aiortc import rtcrtpreceiver, rtcrtpsender
+    from aiortc.codecs import h264, vpx
 
     if not hasattr(rtcrtpreceiver, "TimestampMapper") or not hasattr(rtcrtpsender, "random32"):
         raise RuntimeError(
@@ -76,6 +100,10 @@ def install() -> None:
         )
     if "timestamp_origin = random32()" not in inspect.getsource(rtcrtpsender.RTCRtpSender._run_rtp):
         raise RuntimeError("aiortc's RTCRtpSender no longer draws its timestamp origin as expected")
+    for codec in (vpx, h264):
+        if not hasattr(codec, "convert_timebase"):
+            raise RuntimeError(f"{codec.__name__} no longer converts time bases as expected")
+        setattr(codec, "convert_timebase", _rounding_convert_timebase)  # noqa: B010
     rtcrtpreceiver.TimestampMapper = RawTimestampMapper  # type: ignore[misc,assignment]
     rtcrtpsender.random32 = _zero_origin_random32(rtcrtpsender.random32)
     _installed = True

@@ -20,6 +20,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from server.rtc.clock import pts90k
 from vision import FrameResult, Pipeline, Telemetry
 
 __all__ = ["VisionStats", "VisionTap"]
@@ -83,7 +84,7 @@ class VisionTap:
             pass
 
     async def _analyse(self, frame: av.VideoFrame) -> None:
-        pts = int(frame.pts or 0)
+        pts = pts90k(frame)
         telemetry = self._telemetry_for(pts)
         started = time.monotonic()
         loop = asyncio.get_running_loop()

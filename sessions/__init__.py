@@ -1,0 +1,29 @@
+"""Domain models and storage: users, live sessions and their append-only event log.
+
+SQLAlchemy 2 async on SQLite (embedded, WAL) or PostgreSQL (asyncpg). Imports nothing internal.
+"""
+
+from sessions.db import Database, sqlite_url
+from sessions.errors import NotFoundError, SessionsError, StorageError, UserExistsError
+from sessions.events import MAX_PAYLOAD_BYTES, EventLog, EventRecord, SessionRecord
+from sessions.models import Base, Event, Role, Session, User
+from sessions.users import UserStore
+
+__all__ = [
+    "MAX_PAYLOAD_BYTES",
+    "Base",
+    "Database",
+    "Event",
+    "EventLog",
+    "EventRecord",
+    "NotFoundError",
+    "Role",
+    "Session",
+    "SessionRecord",
+    "SessionsError",
+    "StorageError",
+    "User",
+    "UserExistsError",
+    "UserStore",
+    "sqlite_url",
+]

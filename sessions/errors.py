@@ -1,0 +1,37 @@
+"""Domain errors of the storage package.
+
+The server turns these into HTTP status codes or WebSocket close codes at its edge; the messages are
+written for the person who has to act on them.
+"""
+
+from __future__ import annotations
+
+__all__ = ["NotFoundError", "SessionsError", "StorageError", "UserExistsError"]
+
+
+class SessionsError(Exception):
+    """Base class of every error raised on purpose by :mod:`sessions`."""
+
+
+class UserExistsError(SessionsError):
+    """A user with this username already exists."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(
+            f"a user named {username!r} already exists; choose another username "
+            "or update the existing account"
+        )
+        self.username = username
+
+
+class NotFoundError(SessionsError):
+    """The user, session or other record asked for does not exist."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(f"no {kind} {key!r} exists; check the {kind} id or name")
+        self.kind = kind
+        self.key = key
+
+
+class StorageError(SessionsError):
+    """The database could not complete an operation that should have succeeded."""

@@ -1,0 +1,140 @@
+"""Declarative models: users, live sessions of a room, and the append-only event log."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Integer,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Base", "Event", "Role", "Session", "User", "UTCDateTime", "utcnow"]
+
+USERNAME_MAX = 64
+DISPLAY_NAME_MAX = 128
+ROOM_MAX = 64
+EVENT_TYPE_MAX = 32
+
+
+def utcnow() -> datetime:
+    """The current time as a tz-aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """``DateTime(timezone=True)`` that refuses naive values and always returns tz-aware UTC.
+
+    SQLite has no time zone type: values are stored there as UTC wall time and get ``UTC`` attached
+    again when read, so both backends hand back the same aware datetimes.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given; pass a tz-aware datetime")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime from the database, got {type(value).__name__}")
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Metadata of every table of the package."""
+
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Role(enum.StrEnum):
+    """What a user may do; stored as its lowercase string value."""
+
+    WORKER = "worker"
+    MENTOR = "mentor"
+    TRAINER = "trainer"
+    ADMIN = "admin"
+
+
+class User(Base):
+    """An account. The password hash is produced and checked by the server, never here."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(USERNAME_MAX), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(
+        Enum(
+            Role,
+            native_enum=False,
+            length=16,
+            values_callable=lambda roles: [role.value for role in roles],
+            validate_strings=True,
+        )
+    )
+    display_name: Mapped[str] = mapped_column(String(DISPLAY_NAME_MAX))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled: Mapped[bool] = mapped_column(default=False)
+
+    def __repr__(self) -> str:
+        return f"User(id={self.id!r}, username={self.username!r}, role={self.role.value!r})"
+
+
+def _new_session_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Session(Base):
+    """One live session of a room, from the first participant joining to the room closing."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_new_session_id)
+    room: Mapped[str] = mapped_column(String(ROOM_MAX), index=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Event(Base):
+    """One entry of a session's append-only log; ``seq`` runs 1, 2, 3 … per session."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("session_id", "seq", name="uq_events_session_seq"),)
+
+    # BIGINT on PostgreSQL; SQLite only auto-increments a column declared exactly INTEGER.
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"))
+    seq: Mapped[int]
+    wall_time: Mapped[datetime]
+    media_pts: Mapped[int | None] = mapped_column(BigInteger)
+    """Presentation timestamp (90 kHz clock) of the video frame the event refers to, if any."""
+    actor: Mapped[str | None] = mapped_column(String(USERNAME_MAX))
+    """Username of whoever caused the event; ``None`` for the system."""
+    type: Mapped[str] = mapped_column(String(EVENT_TYPE_MAX))
+    payload: Mapped[dict[str, Any]]

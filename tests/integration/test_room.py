@@ -1,0 +1,171 @@
+"""Rooms with real aiortc peers over loopback: views, overlays, ink, voice, comings and goings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from headset_client.client import HeadsetClient, HeadsetOptions
+from headset_client.sources import open_source
+from tests.integration.conftest import PASSWORD, LiveServer
+from tests.integration.peers import ViewerPeer
+from tests.util import eventually
+
+pytestmark = pytest.mark.network
+
+
+def headset(server: LiveServer, room: str = "pump-7") -> HeadsetClient:
+    return HeadsetClient(
+        HeadsetOptions(server=server.url, username="worker", password=PASSWORD, room=room),
+        open_source("synthetic"),
+    )
+
+
+@pytest.fixture
+async def worker(live_server: LiveServer) -> AsyncIterator[HeadsetClient]:
+    client = headset(live_server)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def viewer(server: LiveServer, role: str = "mentor", **kw: object) -> ViewerPeer:
+    username = "trainer" if role == "observer" else "mentor"
+    peer = ViewerPeer(server.url, await server.login_async(username), role=role, **kw)  # type: ignore[arg-type]
+    await peer.start()
+    return peer
+
+
+async def test_two_mentors_see_the_same_frames_named_by_the_same_pts(
+    live_server: LiveServer, worker: HeadsetClient
+) -> None:
+    a, b = await viewer(live_server), await viewer(live_server)
+    try:
+        await eventually(lambda: len(a.frames) > 20 and len(b.frames) > 20, 15, "frames")
+        await eventually(lambda: a.overlays and b.overlays, 10, "overlays at both mentors")
+        for peer in (a, b):
+            # The media clock: a frame's pts at the mentor is the pts the headset gave it.
+            assert [(p, c * 3000) for p, c, _, _ in peer.frames[-10:] if p != c * 3000] == []
+            assert peer.frames[-1][3] == (640, 480)
+        sent = {code for _, code, _, _ in a.frames} & {code for _, code, _, _ in b.frames}
+        assert len(sent) > 10
+        overlay = a.overlays[-1]
+        assert overlay["pts"] % 3000 == 0 and [m["id"] for m in overlay["markers"]] == [7]
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_ink_reaches_worker_and_other_mentors_and_is_logged(
+    live_server: LiveServer, worker: HeadsetClient
+) -> None:
+    author, other = await viewer(live_server), await viewer(live_server)
+    try:
+        await eventually(
+            lambda: author.frames and author.channels_open and other.channels_open, 15, "video"
+        )
+        pts = author.frames[-1][0]
+        sid = author.stroke(pts, [[0.2, 0.2], [0.5, 0.5], [0.6, 0.4]], tool="arrow")
+        await eventually(lambda: worker.strokes, 10, "stroke at the worker")
+        stroke = worker.strokes[0]
+        assert (stroke["id"], stroke["pts"], stroke["tool"]) == (sid, pts, "arrow")
+        assert stroke["author"] == "mentor" and stroke["seq"] >= 1
+        assert stroke["points"] == [[0.2, 0.2], [0.5, 0.5], [0.6, 0.4]]
+        await eventually(lambda: any(m["type"] == "ack" for m in author.annotations), 5, "ack")
+        ack = next(m for m in author.annotations if m["type"] == "ack")
+        assert ack == {
+            "v": 1,
+            "type": "ack",
+            "id": sid,
+            "seq": stroke["seq"],
+            "received_ms": ack["received_ms"],
+        }
+        await eventually(lambda: other.annotations, 5, "stroke at the other mentor")
+        assert other.annotations[0]["id"] == sid
+        assert worker.report.annotations_received == 1
+        events = await live_server.services.events.events(author.joined["session_id"])
+        ink = [e for e in events if e.type == "ink"]
+        assert len(ink) == 1 and ink[0].seq == stroke["seq"] and ink[0].media_pts == pts
+        assert ink[0].actor == "mentor"
+    finally:
+        await author.aclose()
+        await other.aclose()
+
+
+async def test_observer_cannot_draw(live_server: LiveServer, worker: HeadsetClient) -> None:
+    observer = await viewer(live_server, role="observer")
+    try:
+        await eventually(lambda: observer.channels_open, 10, "channels")
+        observer.stroke(3000, [[0.1, 0.1], [0.2, 0.2]])
+        await eventually(lambda: observer.annotations, 5, "an answer")
+        assert observer.annotations[0]["type"] == "error"
+        assert observer.annotations[0]["code"] == "forbidden"
+        assert worker.strokes == []
+        events = await live_server.services.events.events(observer.joined["session_id"])
+        assert not [e for e in events if e.type == "ink"]
+    finally:
+        await observer.aclose()
+
+
+async def test_bad_data_channel_input_gets_an_error_and_the_room_goes_on(
+    live_server: LiveServer, worker: HeadsetClient
+) -> None:
+    mentor = await viewer(live_server)
+    try:
+        await eventually(lambda: mentor.channels_open and mentor.frames, 10, "channels")
+        for raw in ["{oops", '{"type":"stroke","id":"x"}', '{"type":"wipe"}', "x" * 70000]:
+            mentor.channels["annotations"].send(raw)
+        mentor.channels["telemetry"].send('{"type":"telemetry","pts":1}')  # not the worker
+        await eventually(lambda: len(mentor.annotations) >= 4, 5, "four errors")
+        assert all(m["type"] == "error" for m in mentor.annotations)
+        count = len(mentor.frames)
+        await eventually(lambda: len(mentor.frames) > count + 10, 5, "video goes on")
+        assert worker.report.overlays_received > 0
+    finally:
+        await mentor.aclose()
+
+
+async def test_voices_reach_the_worker_and_the_other_mentor(
+    live_server: LiveServer, worker: HeadsetClient
+) -> None:
+    speaker = await viewer(live_server, audio=True)
+    listener = await viewer(live_server, decode_code=False)
+    try:
+        await eventually(lambda: worker.report.audio_peak > 2000, 15, "the tone at the worker")
+        await eventually(lambda: listener.audio_peak > 2000, 10, "the tone at the other mentor")
+    finally:
+        await speaker.aclose()
+        await listener.aclose()
+
+
+async def test_leave_and_rejoin(live_server: LiveServer) -> None:
+    mentor = await viewer(live_server)
+    first = headset(live_server)
+    await first.start()
+    try:
+        await eventually(lambda: len(mentor.frames) > 5, 15, "first worker's video")
+        await first.aclose()
+        await eventually(lambda: live_server.services.hub.rooms["pump-7"].worker is None, 5)
+        seen = len(mentor.frames)
+        second = headset(live_server)
+        await second.start()
+        try:
+            # Same mentor connection, no renegotiation: the new worker's video fills the slot.
+            await eventually(lambda: len(mentor.frames) > seen + 5, 15, "second worker's video")
+            await eventually(lambda: second.report.overlays_received > 0, 10, "overlays again")
+        finally:
+            await second.aclose()
+        await mentor.aclose()
+        again = await viewer(live_server)
+        try:
+            assert "pump-7" in live_server.services.hub.rooms or True
+            assert again.joined["type"] == "joined"
+        finally:
+            await again.aclose()
+        await eventually(lambda: not live_server.services.hub.rooms, 5, "room closed when empty")
+    finally:
+        await first.aclose()
+        await mentor.aclose()
