@@ -35,6 +35,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
     p.add_argument("--report", type=Path, default=None, help="write measurements as JSON here")
     p.add_argument("--hfov", type=float, default=60.0, help="camera horizontal field of view, deg")
+    p.add_argument(
+        "--ice-host",
+        action="append",
+        default=None,
+        help="address to offer as ICE host candidate (repeatable; default: loopback when the "
+        "server is on this machine, else all interfaces)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -52,6 +59,7 @@ async def _run(args: argparse.Namespace) -> int:
             password=args.password,
             room=args.room,
             hfov_deg=args.hfov,
+            host_addresses=args.ice_host,
         ),
         source,
     )

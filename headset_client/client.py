@@ -12,6 +12,7 @@ import json
 import logging
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable
@@ -49,6 +50,9 @@ class HeadsetOptions:
     hfov_deg: float = 60.0
     """Horizontal field of view used for the intrinsics sent in telemetry."""
     ice_servers: list[str] = field(default_factory=list)
+    host_addresses: list[str] | None = None
+    """Addresses to offer as ICE host candidates. None: loopback when the server is on this
+    machine (127.0.0.1, ::1, localhost), else every interface."""
 
 
 class _TappedVideo(MediaStreamTrack):
@@ -76,6 +80,11 @@ class _TappedVideo(MediaStreamTrack):
 class HeadsetClient:
     def __init__(self, options: HeadsetOptions, source: Source) -> None:
         rtp.install()
+        addresses = options.host_addresses
+        if addresses is None and _is_loopback(options.server):
+            addresses = ["127.0.0.1"]
+        if addresses:
+            rtp.pin_host_addresses(addresses)
         self.options = options
         self.source = source
         self.report = Report()
@@ -278,6 +287,11 @@ class HeadsetClient:
         if self._pc is not None:
             await self._pc.close()
         self.source.stop()
+
+
+def _is_loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
 
 
 def _tan_half(hfov_deg: float) -> float:

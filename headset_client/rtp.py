@@ -11,7 +11,7 @@ import inspect
 from fractions import Fraction
 from typing import Any
 
-__all__ = ["install"]
+__all__ = ["install", "pin_host_addresses"]
 
 _installed = False
 
@@ -52,3 +52,15 @@ def install() -> None:
     for codec in (vpx, h264):
         setattr(codec, "convert_timebase", convert_timebase)  # noqa: B010
     _installed = True
+
+
+def pin_host_addresses(addresses: list[str]) -> None:
+    """Offer only these addresses as ICE host candidates (aioice leaves out loopback otherwise)."""
+    import aioice.ice
+
+    pinned = list(addresses)
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [a for a in pinned if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    setattr(aioice.ice, "get_host_addresses", get_host_addresses)  # noqa: B010

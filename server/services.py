@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from server.auth import PasswordHasher, TokenService
+from server.monitor import LoopMonitor
 from server.rtc.hub import MediaHub
 from server.rtc.participant import PeerOptions
 from server.rtc.room import RoomOptions
@@ -31,6 +32,7 @@ class Services:
     tokens: TokenService
     hub: MediaHub
     peer_options: PeerOptions
+    loop_monitor: LoopMonitor
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -63,7 +65,9 @@ class Services:
                 ice_servers=tuple(settings.ice_servers),
                 max_message_bytes=settings.max_message_bytes,
             ),
+            loop_monitor=LoopMonitor(),
         )
+        services.loop_monitor.start()
         if settings.mode == "dev":
             await services.ensure_demo_users()
         return services
@@ -84,5 +88,6 @@ class Services:
         return created
 
     async def aclose(self) -> None:
+        await self.loop_monitor.aclose()
         await self.hub.aclose()
         await self.db.aclose()

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
+import time
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,3 +84,73 @@ async def live_server(tmp_path: Path) -> AsyncIterator[LiveServer]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 20)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    process: object
+
+    def login(self, username: str, password: str = PASSWORD) -> str:
+        return LiveServer.login(self, username, password)  # type: ignore[arg-type]
+
+    async def login_async(self, username: str, password: str = PASSWORD) -> str:
+        return await asyncio.to_thread(self.login, username, password)
+
+    def get(self, path: str, token: str, method: str = "GET") -> object:
+        request = urllib.request.Request(
+            self.url + path, headers={"Authorization": f"Bearer {token}"}, method=method
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+            return json.loads(body) if body else None
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
+    """The server in its own process, as deployed: its figures are its own."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "FIELDSIGHT_PORT": str(port),
+        "FIELDSIGHT_DATA_DIR": str(tmp_path / "srv"),
+        "FIELDSIGHT_DEMO_PASSWORD": PASSWORD,
+        "FIELDSIGHT_ICE_HOST_ADDRESSES": "127.0.0.1",
+    }
+    url = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "server.log", "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError((tmp_path / "server.log").read_text())
+                try:
+                    urllib.request.urlopen(url + "/healthz", None, 1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            yield ServerProcess(url=url, process=process)
+        finally:
+            process.terminate()
+            process.wait(20)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _ice_on_loopback() -> None:
+    """Peers in the test process offer 127.0.0.1 (aioice leaves loopback out by itself)."""
+    from server.rtc.hub import _pin_host_addresses
+
+    _pin_host_addresses(("127.0.0.1",))
