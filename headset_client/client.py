@@ -33,6 +33,7 @@ __all__ = ["HeadsetClient", "HeadsetOptions", "JoinRefused"]
 logger = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
+VIDEO_RATE = 90_000
 CHANNELS = {"telemetry": (0, False, 0), "overlay": (1, False, 0), "annotations": (2, True, None)}
 
 
@@ -56,7 +57,7 @@ class HeadsetOptions:
 
 
 class _TappedVideo(MediaStreamTrack):
-    """Passes frames through, noting each frame's send time and sending its telemetry."""
+    """Passes frames through with 90 kHz pts, noting each frame's send time and telemetry."""
 
     kind = "video"
 
@@ -69,6 +70,9 @@ class _TappedVideo(MediaStreamTrack):
         frame = await self._source.recv()
         if not isinstance(frame, av.VideoFrame):
             raise TypeError("the video source produced a non-video frame")
+        base = frame.time_base or fractions.Fraction(1, VIDEO_RATE)
+        pts = round((frame.pts or 0) * base * VIDEO_RATE)
+        frame.pts, frame.time_base = pts, fractions.Fraction(1, VIDEO_RATE)
         self._client._on_frame_sent(frame)
         return frame
 
@@ -195,8 +199,7 @@ class HeadsetClient:
 
     def _on_frame_sent(self, frame: av.VideoFrame) -> None:
         now_ms = time.time() * 1000
-        tb = frame.time_base or fractions.Fraction(1, 90_000)
-        pts = int(round((frame.pts or 0) * tb * 90_000))
+        pts = int(frame.pts or 0)  # 90 kHz, set by _TappedVideo
         self._sent[pts] = now_ms
         while len(self._sent) > 600:
             self._sent.popitem(last=False)

@@ -18,7 +18,7 @@ import av
 import cv2
 import numpy as np
 from aiortc.contrib.media import MediaPlayer
-from aiortc.mediastreams import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 __all__ = [
     "CODE_BITS",
@@ -140,19 +140,104 @@ class SyntheticVideoTrack(MediaStreamTrack):
         return frame
 
 
+class FilePlayback:
+    """A video file played in real time, over and over, as one continuous stream.
+
+    Each pass is a fresh ``MediaPlayer`` (which paces by the file's timestamps); the tracks it
+    hands out shift every pass's timestamps past the previous one, because receivers drop frames
+    whose RTP timestamps go backwards.
+    """
+
+    def __init__(self, path: str, *, loop: bool = True) -> None:
+        self.path = path
+        self.loop = loop
+        self.generation = 0
+        self._player = self._open()
+        if self._player.video is None:
+            self.stop()
+            raise ValueError(f"{path!r} has no video stream")
+        self.video: MediaStreamTrack = _FileTrack(self, "video")
+        self.audio: MediaStreamTrack | None = (
+            _FileTrack(self, "audio") if self._player.audio is not None else None
+        )
+
+    def _open(self) -> MediaPlayer:
+        try:
+            return MediaPlayer(self.path)
+        except (av.FFmpegError, OSError) as exc:
+            raise ValueError(f"cannot open video file {self.path!r}: {exc}") from None
+
+    def track(self, kind: str) -> MediaStreamTrack | None:
+        track: MediaStreamTrack | None = getattr(self._player, kind)
+        return track
+
+    def restart(self, generation: int) -> None:
+        """Start the next pass, unless the other track already did."""
+        if generation != self.generation:
+            return
+        for old in (self._player.video, self._player.audio):
+            if old is not None:
+                old.stop()
+        self._player = self._open()
+        self.generation += 1
+
+    def stop(self) -> None:
+        for old in (self._player.video, self._player.audio):
+            if old is not None:
+                old.stop()
+
+
+class _FileTrack(MediaStreamTrack):
+    def __init__(self, playback: FilePlayback, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self._playback = playback
+        self._generation = 0
+        self._offset = 0
+        self._next = 0  # the smallest pts the next frame may carry
+
+    async def recv(self) -> av.VideoFrame | av.AudioFrame:
+        while True:
+            generation = self._playback.generation
+            source = self._playback.track(self.kind)
+            if source is None or self.readyState != "live":
+                raise MediaStreamError
+            try:
+                frame = await source.recv()
+            except MediaStreamError:
+                if not self._playback.loop or self.readyState != "live":
+                    raise
+                self._playback.restart(generation)
+                continue
+            if not isinstance(frame, av.VideoFrame | av.AudioFrame):
+                continue
+            if generation != self._generation:  # a new pass: continue after the last frame
+                self._generation = generation
+                self._offset = self._next - int(frame.pts or 0)
+            pts = int(frame.pts or 0) + self._offset
+            if isinstance(frame, av.AudioFrame):
+                step = frame.samples
+            else:  # one frame interval at 30 fps, in the frame's time base
+                base = frame.time_base or fractions.Fraction(1, VIDEO_RATE)
+                step = round(fractions.Fraction(1, 30) / base)
+            self._next = pts + max(1, step)
+            frame.pts = pts
+            return frame
+
+    def stop(self) -> None:
+        super().stop()
+        if self.kind == "video":
+            self._playback.stop()
+
+
 def open_source(spec: str) -> Source:
     """``synthetic``, ``file:PATH`` or ``webcam:N``."""
     if spec == "synthetic":
         return Source(video=SyntheticVideoTrack(), audio=None, description="synthetic 640x480@30")
     if spec.startswith("file:"):
         path = spec[len("file:") :]
-        try:
-            player = MediaPlayer(path, loop=True)
-        except (av.FFmpegError, OSError) as exc:
-            raise ValueError(f"cannot open video file {path!r}: {exc}") from None
-        if player.video is None:
-            raise ValueError(f"{path!r} has no video stream")
-        return Source(video=player.video, audio=player.audio, description=f"file {path}")
+        playback = FilePlayback(path)
+        return Source(video=playback.video, audio=playback.audio, description=f"file {path}")
     if spec.startswith("webcam:"):
         device = spec[len("webcam:") :]
         path = device if device.startswith("/") else f"/dev/video{int(device)}"
