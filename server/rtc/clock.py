@@ -26,7 +26,7 @@ import logging
 from fractions import Fraction
 from typing import Any
 
-__all__ = ["RawTimestampMapper", "install", "installed", "pts90k"]
+__all__ = ["RawTimestampMapper", "install", "installed", "pts90k", "unwrap_near"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,19 @@ def pts90k(frame: Any) -> int:
     if base is None or (base.numerator == 1 and base.denominator == 90_000):
         return int(frame.pts)
     return round(Fraction(frame.pts) * Fraction(base.numerator, base.denominator) * 90_000)
+
+
+def unwrap_near(pts: int, reference: int | None) -> int:
+    """Place a 32-bit RTP timestamp (as a browser reports it) on the 64-bit pts timeline.
+
+    Picks the value congruent to ``pts`` modulo 2**32 that lies nearest to ``reference`` (the
+    newest pts the server has seen). Values already past 32 bits are returned as they are.
+    """
+    if reference is None or pts >= 1 << 32:
+        return pts
+    base = reference - (reference % (1 << 32))
+    candidates = (base - (1 << 32) + pts, base + pts, base + (1 << 32) + pts)
+    return min((c for c in candidates if c >= 0), key=lambda c: abs(c - reference))
 
 
 def _rounding_convert_timebase(pts: int, from_base: Any, to_base: Any) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,6 +38,25 @@ class PeerOptions:
     max_message_bytes: int = 64 * 1024
 
 
+class TokenBucket:
+    """``rate`` events a second on average, ``burst`` at once."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
 class Participant:
     """Owns one ``RTCPeerConnection`` (the client offers, the server answers)."""
 
@@ -62,6 +82,7 @@ class Participant:
         self._sinks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._negotiation = asyncio.Lock()
+        self.ink_budget = TokenBucket(rate=20.0, burst=60)
 
     @property
     def info(self) -> ParticipantInfo:

@@ -26,6 +26,7 @@ from server.protocol import (
     parse_annotation,
     parse_telemetry,
 )
+from server.rtc.clock import unwrap_near
 from server.rtc.participant import Participant
 from server.rtc.tracks import AudioMix
 from server.rtc.vision_tap import VisionTap
@@ -168,6 +169,11 @@ class Room:
         self._telemetry.clear()
 
     @property
+    def latest_pts(self) -> int | None:
+        """The newest pts of the worker's video the server has seen."""
+        return None if self._vision is None else self._vision.latest_pts
+
+    @property
     def vision_stats(self) -> dict[str, Any] | None:
         return None if self._vision is None else vars(self._vision.stats)
 
@@ -232,7 +238,8 @@ class Room:
         if sender is not self.worker:
             raise ProtocolError("forbidden", "only the room's worker sends telemetry")
         msg = parse_telemetry(raw, self._options.max_message_bytes)
-        self._telemetry[msg.pts] = msg
+        pts = unwrap_near(msg.pts, self.latest_pts)
+        self._telemetry[pts] = msg
         while len(self._telemetry) > TELEMETRY_KEEP:
             self._telemetry.popitem(last=False)
 
@@ -247,6 +254,17 @@ class Room:
                 ).model_dump_json(),
             )
             return
+        if not author.ink_budget.take():
+            author.send(
+                "annotations",
+                ErrorMessage(
+                    code="rate_limited",
+                    message="too many strokes too fast: this stroke was not stored; slow down",
+                    id=stroke.id,
+                ).model_dump_json(),
+            )
+            return
+        stroke = stroke.model_copy(update={"pts": unwrap_near(stroke.pts, self.latest_pts)})
         record = await self._events.append(
             self.session_id,
             "ink",

@@ -57,6 +57,7 @@ class VisionTap:
         self._on_result = on_result
         self._name = name
         self.stats = VisionStats()
+        self.latest_pts: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._busy: asyncio.Task[None] | None = None
         self._last_warning = 0.0
@@ -72,6 +73,7 @@ class VisionTap:
                 if not isinstance(frame, av.VideoFrame):
                     continue
                 self.stats.frames_seen += 1
+                self.latest_pts = pts90k(frame)
                 now = time.monotonic()
                 if self._busy is not None and not self._busy.done():
                     self.stats.frames_skipped_busy += 1

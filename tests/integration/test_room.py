@@ -169,3 +169,25 @@ async def test_leave_and_rejoin(live_server: LiveServer) -> None:
     finally:
         await first.aclose()
         await mentor.aclose()
+
+
+async def test_a_flood_of_strokes_is_limited_and_nothing_stored_is_lost(
+    live_server: LiveServer, worker: HeadsetClient
+) -> None:
+    mentor = await viewer(live_server, decode_code=False)
+    try:
+        await eventually(lambda: mentor.channels_open and mentor.frames, 10, "channels")
+        pts = mentor.frames[-1][0]
+        for index in range(100):
+            mentor.stroke(pts, [[0.1, 0.1], [0.2, 0.2]], sid=f"flood{index}")
+        await eventually(lambda: len(mentor.annotations) >= 100, 10, "an answer to each stroke")
+        acks = [m for m in mentor.annotations if m["type"] == "ack"]
+        limited = [m for m in mentor.annotations if m.get("code") == "rate_limited"]
+        assert len(acks) + len(limited) == 100
+        assert 55 <= len(acks) <= 70 and limited
+        events = await live_server.services.events.events(mentor.joined["session_id"], limit=500)
+        stored = sorted(e.payload["id"] for e in events if e.type == "ink")
+        assert stored == sorted(a["id"] for a in acks)  # acked means stored, and nothing else
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    finally:
+        await mentor.aclose()

@@ -53,3 +53,12 @@ def test_install_makes_encoders_exact() -> None:
         stamps.append(timestamp)
     assert stamps == [0, 3000, 6000, 9000]
     assert clock.installed()
+
+
+def test_unwrap_near_places_browser_timestamps_on_the_timeline() -> None:
+    assert clock.unwrap_near(3000, None) == 3000
+    assert clock.unwrap_near(3000, 6000) == 3000
+    ref = 5 * 2**32 + 1000
+    assert clock.unwrap_near(500, ref) == 5 * 2**32 + 500
+    assert clock.unwrap_near(2**32 - 100, ref) == 5 * 2**32 - 100  # just before the last wrap
+    assert clock.unwrap_near(7 * 2**32, ref) == 7 * 2**32  # already 64-bit
