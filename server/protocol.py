@@ -27,6 +27,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from server.errors import FieldsightError
+
 __all__ = [
     "DATA_CHANNELS",
     "PROTOCOL_VERSION",
@@ -82,13 +84,8 @@ class CloseCode(enum.IntEnum):
     SERVER_SHUTDOWN = 4010
 
 
-class ProtocolError(Exception):
+class ProtocolError(FieldsightError):
     """A message that cannot be accepted. ``code`` names the error for the client."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class _Message(BaseModel):
