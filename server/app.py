@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -51,7 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/mentor", StaticFiles(directory=WEB_DIR, html=True), name="mentor")
 
     @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/mentor/")
+    async def root(request: Request) -> RedirectResponse:
+        query = request.url.query
+        return RedirectResponse("/mentor/" + (f"?{query}" if query else ""))
 
     return app

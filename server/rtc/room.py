@@ -28,6 +28,7 @@ from server.protocol import (
 )
 from server.rtc.clock import unwrap_near
 from server.rtc.participant import Participant
+from server.rtc.timeline import RoomTimeline, ShiftedTrack
 from server.rtc.tracks import AudioMix
 from server.rtc.vision_tap import VisionTap
 from sessions import EventLog
@@ -71,6 +72,8 @@ class Room:
         self._worker_video: MediaStreamTrack | None = None
         self._vision: VisionTap | None = None
         self._pipeline: Pipeline | None = None
+        self.timeline = RoomTimeline()
+        # Telemetry is kept by the worker's own pts; frames carry room pts (see timeline.py).
         self._telemetry: OrderedDict[int, TelemetryMessage] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self.last_overlay: OverlayMessage | None = None
@@ -132,6 +135,8 @@ class Room:
     def publish_worker_video(self, worker: Participant, track: MediaStreamTrack) -> None:
         if self.worker is not worker:
             return
+        self.timeline.new_worker()
+        track = ShiftedTrack(track, self.timeline)
         self._worker_video = track
         for viewer in self.participants.values():
             self.attach_viewer(viewer)
@@ -178,7 +183,7 @@ class Room:
         return None if self._vision is None else vars(self._vision.stats)
 
     def _telemetry_for(self, pts: int) -> Telemetry:
-        msg = self._telemetry.get(pts)
+        msg = self._telemetry.get(self.timeline.to_worker(pts))
         if msg is None:
             return Telemetry(pts=pts)
         try:
@@ -203,7 +208,7 @@ class Room:
 
     def _on_vision_result(self, result: FrameResult, analysed_ms: float) -> None:
         data = result.to_dict()
-        telemetry = self._telemetry.get(result.pts)
+        telemetry = self._telemetry.get(self.timeline.to_worker(result.pts))
         overlay = OverlayMessage(
             pts=result.pts,
             width=result.width,
@@ -216,8 +221,17 @@ class Room:
         )
         self.last_overlay = overlay
         payload = overlay.model_dump_json()
+        worker_payload = self._for_worker(overlay, payload)
         for participant in self.participants.values():
-            participant.send("overlay", payload)
+            participant.send("overlay", worker_payload if participant is self.worker else payload)
+
+    def _for_worker(self, message: OverlayMessage | StrokeMessage, payload: str) -> str:
+        """The same message with pts on the worker's own timeline."""
+        if self.timeline.offset == 0:
+            return payload
+        return message.model_copy(
+            update={"pts": self.timeline.to_worker(message.pts)}
+        ).model_dump_json()
 
     # --- data channels -----------------------------------------------------------------------
 
@@ -238,7 +252,8 @@ class Room:
         if sender is not self.worker:
             raise ProtocolError("forbidden", "only the room's worker sends telemetry")
         msg = parse_telemetry(raw, self._options.max_message_bytes)
-        pts = unwrap_near(msg.pts, self.latest_pts)
+        latest = self.latest_pts
+        pts = unwrap_near(msg.pts, None if latest is None else self.timeline.to_worker(latest))
         self._telemetry[pts] = msg
         while len(self._telemetry) > TELEMETRY_KEEP:
             self._telemetry.popitem(last=False)
@@ -249,7 +264,7 @@ class Room:
                 "annotations",
                 ErrorMessage(
                     code="forbidden",
-                    message=f"a {author.role} cannot draw; only mentors draw ink",
+                    message=f"{author.role}s cannot draw; only mentors draw ink",
                     id=stroke.id,
                 ).model_dump_json(),
             )
@@ -275,9 +290,12 @@ class Room:
         relayed = stroke.model_copy(update={"seq": record.seq, "author": author.username})
         author.send("annotations", AckMessage(id=stroke.id, seq=record.seq).model_dump_json())
         payload = relayed.model_dump_json()
+        worker_payload = self._for_worker(relayed, payload)
         for participant in self.participants.values():
             if participant is not author:
-                participant.send("annotations", payload)
+                participant.send(
+                    "annotations", worker_payload if participant is self.worker else payload
+                )
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)

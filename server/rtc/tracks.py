@@ -24,6 +24,8 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from server.rtc.clock import pts90k
+
 __all__ = ["AudioMix", "MixedAudioTrack", "VideoSlot"]
 
 logger = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ class VideoSlot(MediaStreamTrack):
         super().__init__()
         self._source: MediaStreamTrack | None = None
         self._changed = asyncio.Event()
+        self._last_pts = -1
 
     def attach(self, source: MediaStreamTrack | None) -> None:
         old, self._source = self._source, source
@@ -70,7 +73,10 @@ class VideoSlot(MediaStreamTrack):
                 await asyncio.gather(recv, changed, return_exceptions=True)
             if recv in done and not recv.cancelled() and recv.exception() is None:
                 frame = recv.result()
-                if isinstance(frame, av.VideoFrame):
+                # An encoder refuses a frame that goes back in time, and aiortc then stops the
+                # sender for good: never hand one on.
+                if isinstance(frame, av.VideoFrame) and pts90k(frame) > self._last_pts:
+                    self._last_pts = pts90k(frame)
                     return frame
                 continue
             if recv in done and isinstance(recv.exception(), MediaStreamError):

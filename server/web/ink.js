@@ -15,6 +15,7 @@ const MAX_POINTS = 2000;
 const MIN_STEP = 0.002; // normalized distance between recorded pen points
 const MIN_ARROW = 0.015;
 const REJECTED_SHOWN_MS = 2500;
+const REPLY_TIMEOUT_MS = 5000;
 
 let counter = 0;
 
@@ -169,7 +170,8 @@ export class InkInput {
         stroke.points = [stroke.points[0], uv];
       } else {
         const last = stroke.points[stroke.points.length - 1];
-        if (Math.hypot(uv[0] - last[0], uv[1] - last[1]) >= MIN_STEP && stroke.points.length < MAX_POINTS) {
+        const step = Math.hypot(uv[0] - last[0], uv[1] - last[1]);
+        if (step >= MIN_STEP && stroke.points.length < MAX_POINTS) {
           stroke.points.push(uv);
         }
       }
@@ -204,5 +206,90 @@ export class InkInput {
       this.store.drawing = null;
       this.view.requestRender();
     }
+  }
+}
+
+function roundUv([u, v]) {
+  return [Math.round(u * 1e5) / 1e5, Math.round(v * 1e5) / 1e5];
+}
+
+/**
+ * Ink on the wire (the `annotations` data channel): own strokes are shown at once as pending and
+ * confirmed on the server's ack; refused ones are marked and then dropped; other mentors' strokes
+ * are added as they arrive.
+ */
+export class InkChannel {
+  /** send(message) -> false when the channel is not open; onError({code, message, id}). */
+  constructor(store, { send, onError }) {
+    this.store = store;
+    this.sendMessage = send;
+    this.onError = onError;
+    this.counters = { strokesSent: 0, strokesAcked: 0, strokesReceived: 0 };
+    this.replies = new Map(); // stroke id -> resolve()
+  }
+
+  /** Send a stroke; resolves with the server's reply (ack or error), or a timeout. */
+  send(stroke) {
+    stroke.status = "pending";
+    stroke.own = true;
+    stroke.points = stroke.points.map(roundUv);
+    this.store.add(stroke);
+    const message = {
+      type: "stroke",
+      id: stroke.id,
+      pts: stroke.pts,
+      tool: stroke.tool,
+      points: stroke.points,
+      color: stroke.color,
+      width: stroke.width,
+      t_sent_ms: Date.now(),
+    };
+    return new Promise((resolve) => {
+      if (!this.sendMessage(message)) {
+        const error = {
+          type: "error",
+          code: "not_connected",
+          message: "the ink channel is not open; the stroke was not sent",
+          id: stroke.id,
+        };
+        this.onError(error);
+        this.store.reject(stroke.id);
+        resolve(error);
+        return;
+      }
+      this.counters.strokesSent += 1;
+      this.replies.set(stroke.id, resolve);
+      setTimeout(() => {
+        if (this.replies.delete(stroke.id)) resolve({ type: "timeout", id: stroke.id });
+      }, REPLY_TIMEOUT_MS);
+    });
+  }
+
+  _reply(id, message) {
+    const resolve = this.replies.get(id);
+    this.replies.delete(id);
+    if (resolve) resolve(message);
+  }
+
+  onMessage(message) {
+    if (message.type === "ack") {
+      if (this.store.confirm(message.id, message.seq)) this.counters.strokesAcked += 1;
+      this._reply(message.id, message);
+    } else if (message.type === "error") {
+      this.onError({ ...message, message: `Ink refused: ${message.message}` });
+      if (message.id) {
+        this.store.reject(message.id);
+        this._reply(message.id, message);
+      }
+    } else if (message.type === "stroke") {
+      this.counters.strokesReceived += 1;
+      this.store.add({ ...message, own: false, status: "confirmed" });
+    }
+  }
+
+  /** The channel is gone: every stroke still waiting gets this error. */
+  failAll(message) {
+    for (const resolve of this.replies.values()) resolve({ type: "error", code: "closed", message });
+    this.replies.clear();
   }
 }

@@ -6,15 +6,19 @@
 // `fieldsight.drawStroke(tool, points)`. `?debug=1` reads the synthetic source's frame counter
 // from the pixels of every frame.
 
-import { COLOURS, InkInput, InkStore, LINE_WIDTH, strokeId } from "./ink.js";
+import { COLOURS, InkChannel, InkInput, InkStore, LINE_WIDTH, strokeId } from "./ink.js";
+import { RoomPicker, clearAuth, loadAuth, login } from "./lobby.js";
 import { RoomSession } from "./session.js";
 import { LiveView, STALE_MS } from "./view.js";
 
-const AUTH_KEY = "fieldsight.auth";
-const ROOMS_REFRESH_MS = 3000;
 const STATS_REFRESH_MS = 1000;
 const VIDEO_QUIET_MS = 1500; // no frame for this long = "waiting for the worker's video"
-const REPLY_TIMEOUT_MS = 5000;
+// The server analyses the worker's video (overlays keep coming) but none of it reaches this page:
+// the media path is broken, and a new peer connection is the only repair (aiortc has no ICE
+// restart). Overlays without frames for STUCK_MS, and not more often than every 15 s.
+const STUCK_MS = 3000;
+const STUCK_OVERLAYS = 3;
+const AUTO_RECONNECT_GAP_MS = 15_000;
 
 const params = new URLSearchParams(location.search);
 const DEBUG = params.get("debug") === "1";
@@ -28,11 +32,10 @@ const app = {
   joinParams: null,
   participants: new Map(),
   microphone: null,
-  roomsTimer: 0,
   statsTimer: 0,
   lastError: null,
-  counters: { strokesSent: 0, strokesAcked: 0, strokesReceived: 0 },
-  replies: new Map(), // stroke id -> resolve()
+  mediaReconnects: 0,
+  lastAutoReconnect: -Infinity,
   videoText: "—",
   audioText: "—",
 };
@@ -45,8 +48,8 @@ function show(view) {
   $("view-lobby").hidden = view !== "lobby";
   $("view-room").hidden = view !== "room";
   $("user-box").hidden = view === "signed-out";
-  if (view === "lobby") startRoomPolling();
-  else stopRoomPolling();
+  if (view === "lobby") picker.start();
+  else picker.stop();
 }
 
 function log(text, kind = "") {
@@ -65,52 +68,36 @@ function setError(error) {
   log(`${error.message}${error.code ? ` (${error.code})` : ""}`, "error");
 }
 
-function roundUv([u, v]) {
-  return [Math.round(u * 1e5) / 1e5, Math.round(v * 1e5) / 1e5];
-}
+// --- sign in and room picker -------------------------------------------------------------------
 
-// --- sign in -----------------------------------------------------------------------------------
-
-function loadAuth() {
-  try {
-    const auth = JSON.parse(sessionStorage.getItem(AUTH_KEY) || "null");
-    if (auth && auth.access_token && auth.expires_at * 1000 > Date.now() + 30_000) return auth;
-  } catch {
-    /* a broken entry is the same as none */
-  }
-  sessionStorage.removeItem(AUTH_KEY);
-  return null;
-}
+const picker = new RoomPicker({
+  token: () => app.auth.access_token,
+  onJoin: (room, role) => {
+    app.joinParams = { room, role };
+    enterRoom();
+  },
+  onExpired: (reason) =>
+    signOut(`Your sign-in is no longer valid (${reason}). Please sign in again.`),
+});
 
 function signedIn(auth) {
   app.auth = auth;
   $("user-name").textContent = auth.display_name || auth.username;
   $("user-role").textContent = auth.role;
-  setupRoleChoice(auth.role);
+  picker.setAccountRole(auth.role);
   show("lobby");
 }
 
 function signOut(message) {
   leaveRoom({ quiet: true });
   app.auth = null;
-  sessionStorage.removeItem(AUTH_KEY);
+  clearAuth();
   show("signed-out");
   const error = $("login-error");
   error.hidden = !message;
   error.textContent = message || "";
   $("login-password").value = "";
   $("login-username").focus();
-}
-
-async function readError(response) {
-  try {
-    const body = await response.json();
-    if (typeof body.detail === "string") return body.detail;
-    if (Array.isArray(body.detail)) return body.detail.map((d) => d.msg).join("; ");
-  } catch {
-    /* not JSON */
-  }
-  return `${response.status} ${response.statusText}`;
 }
 
 async function onLogin(event) {
@@ -128,136 +115,16 @@ async function onLogin(event) {
   button.disabled = true;
   button.textContent = "Signing in…";
   try {
-    const response = await fetch("/api/auth/login", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ username, password }),
-    });
-    if (!response.ok) {
-      const detail = await readError(response);
-      const what = response.status === 401 ? "Sign-in refused" : "Sign-in failed";
-      throw new Error(`${what}: ${detail}.`);
-    }
-    const auth = await response.json();
-    sessionStorage.setItem(AUTH_KEY, JSON.stringify(auth));
+    const auth = await login(username, password);
     $("login-password").value = "";
     signedIn(auth);
   } catch (err) {
-    error.textContent =
-      err instanceof TypeError ? `The server cannot be reached (${err.message}).` : err.message;
+    error.textContent = err.message;
     error.hidden = false;
   } finally {
     button.disabled = false;
     button.textContent = "Sign in";
   }
-}
-
-async function api(path) {
-  const response = await fetch(path, {
-    headers: { Authorization: `Bearer ${app.auth.access_token}` },
-  });
-  if (response.status === 401) {
-    signOut(`Your sign-in is no longer valid (${await readError(response)}). Please sign in again.`);
-    throw new Error("signed out");
-  }
-  if (!response.ok) throw new Error(await readError(response));
-  return response.json();
-}
-
-// --- room picker -------------------------------------------------------------------------------
-
-function setupRoleChoice(accountRole) {
-  const mentor = document.querySelector('input[name="role"][value="mentor"]');
-  const observer = document.querySelector('input[name="role"][value="observer"]');
-  const note = $("join-note");
-  mentor.disabled = false;
-  observer.disabled = false;
-  $("join-submit").disabled = false;
-  note.hidden = true;
-  if (accountRole === "trainer") {
-    mentor.disabled = true;
-    observer.checked = true;
-    note.textContent = "Trainer accounts join live sessions as observers.";
-    note.hidden = false;
-  } else if (accountRole === "worker") {
-    mentor.disabled = true;
-    observer.disabled = true;
-    $("join-submit").disabled = true;
-    note.textContent = "A worker account streams from a headset; this page is for mentors and observers.";
-    note.hidden = false;
-  }
-}
-
-function startRoomPolling() {
-  if (app.roomsTimer) return;
-  refreshRooms();
-  app.roomsTimer = setInterval(refreshRooms, ROOMS_REFRESH_MS);
-}
-
-function stopRoomPolling() {
-  clearInterval(app.roomsTimer);
-  app.roomsTimer = 0;
-}
-
-async function refreshRooms() {
-  if (!app.auth) return;
-  const status = $("rooms-status");
-  let rooms;
-  try {
-    rooms = await api("/api/rooms");
-  } catch (err) {
-    if (app.auth) status.textContent = `could not load rooms: ${err.message}`;
-    return;
-  }
-  status.textContent = `updated ${new Date().toLocaleTimeString([], { hour12: false })}`;
-  const list = $("room-list");
-  list.replaceChildren(
-    ...rooms.map((room) => {
-      const item = document.createElement("li");
-      item.className = "room-item";
-      const dot = document.createElement("span");
-      dot.className = `status-dot${room.has_worker ? " live" : ""}`;
-      const text = document.createElement("div");
-      text.className = "grow";
-      const name = document.createElement("div");
-      name.className = "room-name";
-      name.textContent = room.room;
-      const meta = document.createElement("div");
-      meta.className = "room-meta";
-      const people = room.participants.map((p) => `${p.display_name} (${p.role})`).join(", ");
-      meta.textContent = `${room.has_worker ? "worker streaming" : "no worker"} · ${people || "empty"}`;
-      text.append(name, meta);
-      const join = document.createElement("button");
-      join.type = "button";
-      join.className = "btn small";
-      join.textContent = "Join";
-      join.disabled = $("join-submit").disabled;
-      join.addEventListener("click", () => {
-        $("room-name").value = room.room;
-        joinRoom();
-      });
-      item.append(dot, text, join);
-      return item;
-    }),
-  );
-  $("rooms-empty").hidden = rooms.length > 0;
-}
-
-function selectedRole() {
-  return document.querySelector('input[name="role"]:checked').value;
-}
-
-async function joinRoom() {
-  const error = $("join-error");
-  error.hidden = true;
-  const room = $("room-name").value.trim();
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(room)) {
-    error.textContent = "A room name is 1 to 64 letters, digits, dots, dashes or underscores.";
-    error.hidden = false;
-    return;
-  }
-  app.joinParams = { room, role: selectedRole() };
-  await enterRoom();
 }
 
 // --- in a room ---------------------------------------------------------------------------------
@@ -279,7 +146,11 @@ const input = new InkInput($("overlay-canvas"), view, store, {
     if (pts === null) log("There is no video frame to draw on yet.", "error");
     return pts;
   },
-  finish: (stroke) => sendStroke(stroke),
+  finish: (stroke) => ink.send(stroke),
+});
+const ink = new InkChannel(store, {
+  send: (message) => Boolean(app.session && app.session.sendAnnotation(message)),
+  onError: (error) => setError(error),
 });
 
 async function openMicrophone() {
@@ -309,6 +180,14 @@ async function enterRoom() {
   show("room");
   setupTools(role);
   const microphone = role === "mentor" ? await openMicrophone() : null;
+  if (app.view !== "room" || app.session) {
+    // Left (or signed out) while the browser asked for the microphone.
+    if (microphone && app.view !== "room") {
+      microphone.stop();
+      app.microphone = null;
+    }
+    return;
+  }
   const micButton = $("mic-toggle");
   micButton.hidden = !microphone;
   if (microphone) setMic(microphone.enabled);
@@ -329,10 +208,16 @@ async function enterRoom() {
     renderPeople();
   });
   session.addEventListener("participant", (e) => onParticipant(e.detail));
-  session.addEventListener("video", (e) => view.attach(e.detail));
+  session.addEventListener("video", (e) => {
+    try {
+      view.attach(e.detail);
+    } catch (err) {
+      setError({ code: "unsupported_browser", message: err.message });
+    }
+  });
   session.addEventListener("audio", (e) => playAudio(e.detail));
   session.addEventListener("overlay", (e) => view.addOverlay(e.detail));
-  session.addEventListener("annotation", (e) => onAnnotation(e.detail));
+  session.addEventListener("annotation", (e) => ink.onMessage(e.detail));
   session.addEventListener("servererror", (e) => setError(e.detail));
   session.addEventListener("closed", (e) => onClosed(session, e.detail));
   session.start();
@@ -469,7 +354,8 @@ function updateConnection() {
     }
   } else if (state === "connecting") {
     tone = "warn";
-    words = s.signaling === "connecting" ? "Connecting to the server…" : "Setting up the media connection…";
+    words =
+      s.signaling === "connecting" ? "Connecting to the server…" : "Setting up the media connection…";
     stage = "Connecting…";
     if (s.peerState === "disconnected") {
       words = "Media connection interrupted; trying to recover…";
@@ -488,25 +374,35 @@ function updateConnection() {
   summary.className = `conn-summary ${tone}`;
   dot.className = `live-dot ${tone}`;
   $("stage-message").textContent = stage;
+  $("stage").classList.toggle("stalled", state !== "live");
   $("reconnect").hidden = !(state === "disconnected" || state === "failed");
-  $("st-video").textContent = state === "live" ? app.videoText : hasWorker() ? "waiting for the worker's video" : "no worker in the room";
+  $("mic-toggle").hidden = !s.microphone || state === "disconnected";
+  let video = hasWorker() ? "waiting for the worker's video" : "no worker in the room";
+  if (state === "live") video = app.videoText;
+  $("st-video").textContent = video;
   $("st-audio").textContent = app.audioText;
   updateVisionStatus();
 }
 
 function updateVisionStatus() {
-  const d = view.lastDrawn;
+  const live = overallState() === "live";
+  const d = live ? view.lastDrawn : null;
   const last = view.lastOverlay;
-  if (!last) {
+  if (!live) {
+    $("st-overlay").textContent = "no video";
+  } else if (!last) {
     $("st-overlay").textContent = "none yet";
   } else if (!d) {
-    $("st-overlay").textContent = `${view.counters.overlaysReceived} received, none for the frame on screen`;
+    const received = view.counters.overlaysReceived;
+    $("st-overlay").textContent = `${received} received, none for the frame on screen`;
   } else {
-    const age = d.exact ? "this frame" : `${Math.round(d.ageMs)} ms older than the frame${d.stale ? " (stale)" : ""}`;
-    $("st-overlay").textContent = age;
+    const older = `${Math.round(d.ageMs)} ms older than the frame${d.stale ? " (stale)" : ""}`;
+    $("st-overlay").textContent = d.exact ? "this frame" : older;
   }
   const markers = d ? d.markerIds : [];
-  $("st-markers").textContent = markers.length ? markers.map((id) => `#${id}`).join(", ") : "none in view";
+  $("st-markers").textContent = markers.length
+    ? markers.map((id) => `#${id}`).join(", ")
+    : "none in view";
 }
 
 function updateInkStatus() {
@@ -536,17 +432,19 @@ async function refreshStats(session) {
     const fps = video.framesPerSecond ? `${Math.round(video.framesPerSecond)} fps` : "";
     app.videoText = [`${video.frameWidth}×${video.frameHeight}`, fps, codec].filter(Boolean).join(" · ");
   }
-  const mic = app.microphone && session.microphone ? (app.microphone.enabled ? "mic on" : "mic muted") : "no mic";
+  let mic = "no mic";
+  if (app.microphone && session.microphone) mic = app.microphone.enabled ? "mic on" : "mic muted";
   app.audioText = `${audio && audio.packetsReceived ? "hearing the room" : "waiting"} · ${mic}`;
   updateConnection();
 }
 
 function onClosed(session, detail) {
   session.closeWords = detail.words;
+  if (session !== app.session) return; // an earlier visit (left or replaced by a reconnect)
   clearInterval(app.statsTimer);
-  for (const resolve of app.replies.values()) resolve({ type: "error", code: "closed", message: detail.words });
-  app.replies.clear();
+  ink.failAll(detail.words);
   if (detail.byUs) return;
+  app.lastError = { code: `close_${detail.code}`, message: detail.words, id: null, at: Date.now() };
   log(`Disconnected: ${detail.words}`, "error");
   if (detail.code === 4001) {
     signOut(`The server ended the session: ${detail.words}. Please sign in again.`);
@@ -558,10 +456,10 @@ function onClosed(session, detail) {
 
 function leaveRoom({ quiet = false } = {}) {
   const session = app.session;
-  if (!session) return;
   app.session = null;
   clearInterval(app.statsTimer);
-  session.leave();
+  if (session) session.leave();
+  else if (app.view !== "room") return;
   view.detach();
   view.lastOverlay = null;
   view.lastDrawn = null;
@@ -578,6 +476,20 @@ function leaveRoom({ quiet = false } = {}) {
   }
 }
 
+function healStuckVideo() {
+  if (overallState() !== "connected" || !hasWorker()) return;
+  if (view.overlaysSinceFrame < STUCK_OVERLAYS) return;
+  if (performance.now() - view.overlaysWithoutFramesSince < STUCK_MS) return;
+  if (performance.now() - app.lastAutoReconnect < AUTO_RECONNECT_GAP_MS) return;
+  app.lastAutoReconnect = performance.now();
+  app.mediaReconnects += 1;
+  log(
+    "The server analyses the worker's video but none reaches this page: reconnecting the media.",
+    "error",
+  );
+  reconnect();
+}
+
 function reconnect() {
   if (!app.joinParams) return;
   if (app.session) {
@@ -589,61 +501,6 @@ function reconnect() {
   enterRoom();
 }
 
-// --- ink on the wire ---------------------------------------------------------------------------
-
-/** Send a stroke: shown at once (pending), confirmed on ack. Resolves with the server's reply. */
-function sendStroke(stroke) {
-  stroke.status = "pending";
-  stroke.own = true;
-  stroke.points = stroke.points.map(roundUv);
-  store.add(stroke);
-  const message = {
-    type: "stroke",
-    id: stroke.id,
-    pts: stroke.pts,
-    tool: stroke.tool,
-    points: stroke.points,
-    color: stroke.color,
-    width: stroke.width,
-    t_sent_ms: Date.now(),
-  };
-  return new Promise((resolve) => {
-    const session = app.session;
-    if (!session || !session.sendAnnotation(message)) {
-      const error = { type: "error", code: "not_connected", message: "the ink channel is not open; the stroke was not sent", id: stroke.id };
-      setError(error);
-      store.reject(stroke.id);
-      resolve(error);
-      return;
-    }
-    app.counters.strokesSent += 1;
-    app.replies.set(stroke.id, resolve);
-    setTimeout(() => {
-      if (app.replies.delete(stroke.id)) resolve({ type: "timeout", id: stroke.id });
-    }, REPLY_TIMEOUT_MS);
-  });
-}
-
-function onAnnotation(message) {
-  if (message.type === "ack") {
-    if (store.confirm(message.id, message.seq)) app.counters.strokesAcked += 1;
-    const resolve = app.replies.get(message.id);
-    app.replies.delete(message.id);
-    if (resolve) resolve(message);
-  } else if (message.type === "error") {
-    setError({ ...message, message: `Ink refused: ${message.message}` });
-    if (message.id) {
-      store.reject(message.id);
-      const resolve = app.replies.get(message.id);
-      app.replies.delete(message.id);
-      if (resolve) resolve(message);
-    }
-  } else if (message.type === "stroke") {
-    app.counters.strokesReceived += 1;
-    store.add({ ...message, own: false, status: "confirmed" });
-  }
-}
-
 // --- the test and benchmark handle ------------------------------------------------------------
 
 function exposeHandle() {
@@ -653,17 +510,19 @@ function exposeHandle() {
     overlaysReceived: () => view.counters.overlaysReceived,
     overlaysDrawn: () => view.counters.overlaysDrawn,
     overlaysMatched: () => view.counters.overlaysMatched,
-    lastDrawn: () => (view.lastDrawn ? { ...view.lastDrawn, markerIds: [...view.lastDrawn.markerIds] } : null),
+    lastDrawn: () =>
+      view.lastDrawn ? { ...view.lastDrawn, markerIds: [...view.lastDrawn.markerIds] } : null,
     lastFrameCode: () => view.lastFrameCode,
     lastRtpTimestamp: () => view.frameTs,
-    strokesSent: () => app.counters.strokesSent,
-    strokesAcked: () => app.counters.strokesAcked,
-    strokesReceived: () => app.counters.strokesReceived,
+    strokesSent: () => ink.counters.strokesSent,
+    strokesAcked: () => ink.counters.strokesAcked,
+    strokesReceived: () => ink.counters.strokesReceived,
     state: () => overallState(),
     lastError: () => (app.lastError ? { ...app.lastError } : null),
     latency: () => view.latency.map((entry) => ({ ...entry })),
     participantId: () => (app.session && app.session.joined ? app.session.joined.participant_id : null),
     staleAfterMs: () => STALE_MS,
+    mediaReconnects: () => app.mediaReconnects,
   };
   for (const [name, get] of Object.entries(getters)) {
     Object.defineProperty(handle, name, { get, enumerable: true });
@@ -675,9 +534,20 @@ function exposeHandle() {
     },
     enumerable: true,
   });
+  /** The receiver's inbound-rtp statistics for video and audio (WebRTC getStats). */
+  handle.stats = async () => {
+    const report = app.session ? await app.session.stats() : null;
+    const out = { video: null, audio: null };
+    if (report) {
+      report.forEach((s) => {
+        if (s.type === "inbound-rtp") out[s.kind] = { ...s };
+      });
+    }
+    return out;
+  };
   handle.drawStroke = (tool, points, { color = input.color, width = LINE_WIDTH } = {}) => {
     const pts = view.currentPts();
-    return sendStroke({
+    return ink.send({
       id: strokeId(),
       pts: pts ?? 0,
       tool,
@@ -699,7 +569,7 @@ function updateDebug() {
     `rtp ts       ${view.frameTs ?? "—"}`,
     `frames       ${c.framesDecoded}`,
     `overlays     ${c.overlaysReceived} received, ${c.overlaysDrawn} drawn, ${c.overlaysMatched} exact`,
-    `strokes      ${app.counters.strokesSent} sent, ${app.counters.strokesAcked} acked`,
+    `strokes      ${ink.counters.strokesSent} sent, ${ink.counters.strokesAcked} acked`,
   ].join("\n");
   const hud = $("stage-hud");
   hud.textContent = `#${view.lastFrameCode ?? "—"} · rtp ${view.frameTs ?? "—"}`;
@@ -709,10 +579,6 @@ function updateDebug() {
 
 function init() {
   $("login-form").addEventListener("submit", onLogin);
-  $("join-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    joinRoom();
-  });
   $("logout").addEventListener("click", () => signOut(""));
   $("leave").addEventListener("click", () => leaveRoom());
   $("reconnect").addEventListener("click", reconnect);
@@ -736,8 +602,8 @@ function init() {
   }
   setColour(COLOURS[0][0]);
   document.addEventListener("keydown", (e) => {
-    if (app.view !== "room" || e.target.closest("input, textarea") || e.ctrlKey || e.metaKey || e.altKey) return;
-    if (!input.enabled) return;
+    if (app.view !== "room" || !input.enabled || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.target.closest("input, textarea")) return;
     if (e.key === "p") setTool("pen");
     else if (e.key === "a") setTool("arrow");
     else if (e.key === "c") store.clear();
@@ -750,7 +616,9 @@ function init() {
   $("stage-hud").hidden = !DEBUG;
   exposeHandle();
   setInterval(() => {
-    if (app.view === "room") updateConnection();
+    if (app.view !== "room") return;
+    updateConnection();
+    healStuckVideo();
   }, 500);
 
   const auth = loadAuth();

@@ -164,7 +164,8 @@ export class RoomSession extends EventTarget {
         this._emit("participant", { left: message.participant_id });
         break;
       case "error":
-        this._emit("servererror", message);
+        // close_4xxx announces the close that follows; the close event tells it, once.
+        if (!String(message.code).startsWith("close_")) this._emit("servererror", message);
         break;
       case "pong":
         break;
@@ -177,9 +178,8 @@ export class RoomSession extends EventTarget {
     const ice = (this.joined.ice_servers || []).map((url) => ({ urls: url }));
     const pc = new RTCPeerConnection({ iceServers: ice });
     this.pc = pc;
-    for (const name of ["iceconnectionstatechange", "connectionstatechange", "icegatheringstatechange"]) {
-      pc.addEventListener(name, () => this._emitState());
-    }
+    const changes = ["iceconnectionstatechange", "connectionstatechange", "icegatheringstatechange"];
+    for (const name of changes) pc.addEventListener(name, () => this._emitState());
     pc.addEventListener("connectionstatechange", () => {
       if (pc.connectionState === "failed") {
         this.log("the media connection failed", "error");

@@ -9,8 +9,6 @@
 const RTP_MOD = 2 ** 32;
 const HALF = 2 ** 31;
 const CLOCK_HZ = 90000;
-/** Ticks two timestamps may differ by and still name the same frame (frames are ~3000 apart). */
-const MATCH_TOLERANCE = 2;
 export const STALE_MS = 500;
 const HIDE_AFTER_MS = 3000; // an overlay this much older than the frame is not drawn at all
 const OVERLAY_KEEP = 90;
@@ -44,6 +42,8 @@ export class LiveView {
     this.lastFrameCode = null;
     this.latency = [];
     this.counters = { framesDecoded: 0, overlaysReceived: 0, overlaysDrawn: 0, overlaysMatched: 0 };
+    this.overlaysSinceFrame = 0; // vision results for frames this page never got…
+    this.overlaysWithoutFramesSince = 0; // …arriving since this performance.now()
     this.lastDrawn = null;
     this._vfcHandle = null;
     this._raf = 0;
@@ -67,6 +67,7 @@ export class LiveView {
     this._vfcHandle = null;
     this.video.srcObject = null;
     this.overlays = [];
+    this.overlaysSinceFrame = 0;
     this.current = null;
     this.frameTs = null;
     this.requestRender();
@@ -74,7 +75,9 @@ export class LiveView {
 
   _watchFrames() {
     if (!("requestVideoFrameCallback" in HTMLVideoElement.prototype)) {
-      throw new Error("this browser lacks requestVideoFrameCallback; use a current Chromium, Edge or Safari");
+      throw new Error(
+        "this browser lacks requestVideoFrameCallback; use a current Chromium, Edge or Safari",
+      );
     }
     if (this._vfcHandle !== null) return;
     const step = (now, metadata) => {
@@ -86,6 +89,7 @@ export class LiveView {
 
   _onVideoFrame(now, metadata) {
     this.counters.framesDecoded += 1;
+    this.overlaysSinceFrame = 0;
     this.lastFrameAt = performance.now();
     this.frameSize = { width: metadata.width, height: metadata.height };
     const ts = metadata.rtpTimestamp;
@@ -93,12 +97,16 @@ export class LiveView {
     if (this.readFrameCode) {
       const code = this._readFrameCode(metadata.width, metadata.height);
       this.lastFrameCode = code;
+      const at = (t) => (t === undefined ? null : performance.timeOrigin + t);
+      // Epoch milliseconds. receivedAtMs: when the page got the frame (this callback);
+      // packetReceivedAtMs: last RTP packet of it arrived; presentedAtMs: rVFC's `now`.
       this.latency.push({
         code,
         rtpTimestamp: ts ?? null,
-        receivedAtMs: performance.timeOrigin + now,
-        packetReceivedAtMs:
-          metadata.receiveTime !== undefined ? performance.timeOrigin + metadata.receiveTime : null,
+        receivedAtMs: at(performance.now()),
+        packetReceivedAtMs: at(metadata.receiveTime),
+        presentedAtMs: at(now),
+        expectedDisplayAtMs: at(metadata.expectedDisplayTime),
       });
       if (this.latency.length > LATENCY_KEEP) this.latency.splice(0, this.latency.length - LATENCY_KEEP);
     }
@@ -121,6 +129,8 @@ export class LiveView {
 
   addOverlay(message) {
     this.counters.overlaysReceived += 1;
+    this.overlaysSinceFrame += 1;
+    if (this.overlaysSinceFrame === 1) this.overlaysWithoutFramesSince = performance.now();
     message.key = Number(message.pts) % RTP_MOD;
     this.lastOverlay = message;
     this.overlays.push(message);
@@ -134,7 +144,7 @@ export class LiveView {
     for (let i = this.overlays.length - 1; i >= 0; i -= 1) {
       const overlay = this.overlays[i];
       const d = ticksAfter(ts, overlay.key);
-      if (Math.abs(d) <= MATCH_TOLERANCE) return { overlay, exact: true, ageMs: 0 };
+      if (d === 0) return { overlay, exact: true, ageMs: 0 };
       if (d > 0 && d < bestAge) {
         best = overlay;
         bestAge = d;
@@ -156,7 +166,14 @@ export class LiveView {
     return Math.max(0, pts);
   }
 
-  /** The 16-bit frame counter the synthetic headset source draws on the top rows (debug). */
+  /**
+   * The 16-bit frame counter the synthetic headset source draws on the top rows (debug), or null
+   * when the strip is not there (its white guard blocks are missing).
+   *
+   * drawImage() copies the frame the element holds NOW: when this callback runs late (a busy
+   * main thread) that can already be the next frame, so a code may run one frame ahead of the
+   * rtpTimestamp it is recorded with.
+   */
   _readFrameCode(width, height) {
     if (!width || !height) return null;
     if (!this._codeCanvas) {
@@ -169,12 +186,14 @@ export class LiveView {
     // Copy the code strip (16 rows at 640 px wide) to 640x16, then sample each block's centre.
     this._codeCtx.drawImage(this.video, 0, 0, width, 16 * scale, 0, 0, 640, 16);
     const row = this._codeCtx.getImageData(0, 8, 640, 1).data;
+    const white = (block) => {
+      const i = (32 * block + 16) * 4;
+      return (row[i] * 299 + row[i + 1] * 587 + row[i + 2] * 114) / 1000 > 127;
+    };
+    if (!white(0) || !white(17)) return null;
     let value = 0;
     for (let bit = 0; bit < 16; bit += 1) {
-      const x = 32 * (bit + 1) + 16;
-      const i = x * 4;
-      const gray = (row[i] * 299 + row[i + 1] * 587 + row[i + 2] * 114) / 1000;
-      if (gray > 127) value |= 1 << bit;
+      if (white(bit + 1)) value |= 1 << bit;
     }
     return value;
   }
@@ -253,6 +272,8 @@ export class LiveView {
     if (stale) {
       ctx.globalAlpha = 0.45;
       ctx.setLineDash([6, 5]);
+    } else {
+      ctx.globalAlpha = 1 - 0.5 * (ageMs / STALE_MS); // older overlay, fainter outline
     }
     for (const marker of overlay.markers) {
       const corners = (marker.corners || []).map(at);
@@ -280,7 +301,8 @@ export class LiveView {
       if (corners.length === 4) {
         const top = corners.reduce((a, b) => (b[1] < a[1] ? b : a));
         const distance = marker.tvec ? ` · ${Math.hypot(...marker.tvec).toFixed(2)} m` : "";
-        const label = `#${marker.id}${distance}${stale ? ` · stale ${(ageMs / 1000).toFixed(1)} s` : ""}`;
+        const staleness = stale ? ` · stale ${(ageMs / 1000).toFixed(1)} s` : "";
+        const label = `#${marker.id}${distance}${staleness}`;
         drawLabel(ctx, label, top[0], top[1] - 10, stale ? "#5b6270" : "#007c8c");
       }
     }
