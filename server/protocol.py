@@ -245,7 +245,8 @@ class StrokeMessage(_Message):
     width: float = Field(default=0.006, gt=0, le=0.1)
     """Line width as a fraction of the frame width."""
     t_sent_ms: float | None = None
-    # Filled in by the server when it relays the stroke:
+    # Set by the server: ``author`` on relayed strokes; ``seq`` is the stored event's number (the
+    # author learns it from the ack, which comes once the stroke is committed).
     seq: int | None = None
     author: str | None = None
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from server.rtc import clock
+from server.rtc import clock, jitter
 from server.rtc.participant import Participant
 from server.rtc.room import Room, RoomOptions
 from sessions import EventLog
@@ -30,6 +30,7 @@ class MediaHub:
         ice_host_addresses: tuple[str, ...] = (),
     ) -> None:
         clock.install()
+        jitter.install()
         if ice_host_addresses:
             _pin_host_addresses(ice_host_addresses)
         self._events = events

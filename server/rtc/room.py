@@ -259,43 +259,46 @@ class Room:
             self._telemetry.popitem(last=False)
 
     async def _on_stroke(self, author: Participant, stroke: StrokeMessage) -> None:
+        """Relay at once (live guidance must not wait for a disk), then store, then ack.
+
+        The author's ack means "stored as event ``seq``": it is sent only after the commit.
+        """
         if author.role != "mentor":
-            author.send(
-                "annotations",
-                ErrorMessage(
-                    code="forbidden",
-                    message=f"{author.role}s cannot draw; only mentors draw ink",
-                    id=stroke.id,
-                ).model_dump_json(),
+            self._refuse(
+                author, stroke, "forbidden", f"{author.role}s cannot draw; only mentors do"
             )
             return
         if not author.ink_budget.take():
-            author.send(
-                "annotations",
-                ErrorMessage(
-                    code="rate_limited",
-                    message="too many strokes too fast: this stroke was not stored; slow down",
-                    id=stroke.id,
-                ).model_dump_json(),
-            )
+            self._refuse(author, stroke, "rate_limited", "too many strokes too fast; slow down")
             return
-        stroke = stroke.model_copy(update={"pts": unwrap_near(stroke.pts, self.latest_pts)})
-        record = await self._events.append(
-            self.session_id,
-            "ink",
-            stroke.model_dump(exclude={"v", "type", "seq", "author"}),
-            actor=author.username,
-            media_pts=stroke.pts,
+        stroke = stroke.model_copy(
+            update={"pts": unwrap_near(stroke.pts, self.latest_pts), "author": author.username}
         )
-        relayed = stroke.model_copy(update={"seq": record.seq, "author": author.username})
-        author.send("annotations", AckMessage(id=stroke.id, seq=record.seq).model_dump_json())
-        payload = relayed.model_dump_json()
-        worker_payload = self._for_worker(relayed, payload)
+        payload = stroke.model_dump_json()
+        worker_payload = self._for_worker(stroke, payload)
         for participant in self.participants.values():
             if participant is not author:
                 participant.send(
                     "annotations", worker_payload if participant is self.worker else payload
                 )
+        try:
+            record = await self._events.append(
+                self.session_id,
+                "ink",
+                stroke.model_dump(exclude={"v", "type", "seq", "author"}),
+                actor=author.username,
+                media_pts=stroke.pts,
+            )
+        except Exception:
+            logger.exception("could not store stroke %s", stroke.id)
+            self._refuse(author, stroke, "not_recorded", "shown live, but the record failed")
+            return
+        author.send("annotations", AckMessage(id=stroke.id, seq=record.seq).model_dump_json())
+
+    @staticmethod
+    def _refuse(author: Participant, stroke: StrokeMessage, code: str, message: str) -> None:
+        error = ErrorMessage(code=code, message=f"stroke {stroke.id}: {message}", id=stroke.id)
+        author.send("annotations", error.model_dump_json())
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)

@@ -72,23 +72,18 @@ async def test_ink_reaches_worker_and_other_mentors_and_is_logged(
         await eventually(lambda: worker.strokes, 10, "stroke at the worker")
         stroke = worker.strokes[0]
         assert (stroke["id"], stroke["pts"], stroke["tool"]) == (sid, pts, "arrow")
-        assert stroke["author"] == "mentor" and stroke["seq"] >= 1
+        assert stroke["author"] == "mentor"
         assert stroke["points"] == [[0.2, 0.2], [0.5, 0.5], [0.6, 0.4]]
         await eventually(lambda: any(m["type"] == "ack" for m in author.annotations), 5, "ack")
         ack = next(m for m in author.annotations if m["type"] == "ack")
-        assert ack == {
-            "v": 1,
-            "type": "ack",
-            "id": sid,
-            "seq": stroke["seq"],
-            "received_ms": ack["received_ms"],
-        }
+        assert ack["id"] == sid
         await eventually(lambda: other.annotations, 5, "stroke at the other mentor")
         assert other.annotations[0]["id"] == sid
         assert worker.report.annotations_received == 1
         events = await live_server.services.events.events(author.joined["session_id"])
         ink = [e for e in events if e.type == "ink"]
-        assert len(ink) == 1 and ink[0].seq == stroke["seq"] and ink[0].media_pts == pts
+        assert len(ink) == 1 and ink[0].seq == ack["seq"] and ink[0].media_pts == pts
+        assert [e.type for e in events] == ["join", "join", "join", "ink"]
         assert ink[0].actor == "mentor"
     finally:
         await author.aclose()
