@@ -28,8 +28,10 @@ class BenchConfig:
     quick: bool = False
     drift_seconds: float = 120.0
     """Length of the drift run, per server (``FIELDSIGHT_BENCH_SECONDS``)."""
-    drift_warmup_s: float = 5.0
-    """Seconds after the mentor's first frame that the drift windows leave out (join, keyframe)."""
+    drift_warmup_s: float = 20.0
+    """Seconds after the mentor's first frame that the drift windows leave out: the join, the
+    first keyframe and the encoders' bitrate ramp-up (measured: 0.8 Mbps at 10 s, the 1.5 Mbps
+    cap by 20 s), so that the windows compare steady states."""
     window_s: float = 30.0
     """Window over which drift and the ours-vs-naive ratios are computed."""
     drift_sessions: int = 1

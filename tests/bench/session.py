@@ -200,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     pin_loopback()
+    # The aiortc mentor receives like the server does (frames leave the jitter buffer on their
+    # marker packet); Chromium, measured separately, is the real mentor.
+    from server.rtc import jitter
+
+    jitter.install()
     result = asyncio.run(
         run_session(
             args.server,
