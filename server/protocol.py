@@ -227,6 +227,11 @@ class OverlayMessage(_Message):
     width: int
     height: int
     markers: list[dict[str, Any]]
+    persons: list[dict[str, Any]] = Field(default_factory=list)
+    objects: list[dict[str, Any]] = Field(default_factory=list)
+    camera_pose: dict[str, Any] | None = None
+    anchors: list[dict[str, Any]] = Field(default_factory=list)
+    events: list[dict[str, Any]] = Field(default_factory=list)
     timings_ms: dict[str, float]
     camera: str
     t_capture_ms: float | None = None

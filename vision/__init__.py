@@ -15,6 +15,15 @@ from vision.pipeline import (
     register_stage,
     validate_frame,
 )
+from vision.results import (
+    Anchor,
+    CameraPose,
+    DetectedObject,
+    ErgonomicRisk,
+    Person,
+    PoseSource,
+    SafetyEvent,
+)
 from vision.stages import FrameContext, MarkerStage, Stage
 from vision.types import (
     CameraSource,
@@ -27,6 +36,13 @@ from vision.types import (
 )
 
 __all__ = [
+    "Anchor",
+    "CameraPose",
+    "DetectedObject",
+    "ErgonomicRisk",
+    "Person",
+    "PoseSource",
+    "SafetyEvent",
     "MARKER_FAMILIES",
     "CameraSource",
     "FrameContext",

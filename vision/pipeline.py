@@ -204,6 +204,11 @@ class Pipeline:
             timings_ms=tuple(timings),
             camera=source,
             intrinsics=intrinsics,
+            persons=context.persons,
+            objects=context.objects,
+            camera_pose=context.camera_pose,
+            anchors=context.anchors,
+            events=context.events,
         )
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vision.markers import MarkerDetector
+from vision.results import Anchor, CameraPose, DetectedObject, Person, SafetyEvent
 from vision.types import CameraSource, Intrinsics, MarkerPose, Telemetry
 
 __all__ = ["FrameContext", "MarkerStage", "Stage"]
@@ -28,7 +29,20 @@ class FrameContext:
     costs nothing, and two stages that need the same one convert once.
     """
 
-    __slots__ = ("_bgr", "_gray", "camera", "image", "intrinsics", "markers", "telemetry")
+    __slots__ = (
+        "_bgr",
+        "_gray",
+        "anchors",
+        "camera",
+        "camera_pose",
+        "events",
+        "image",
+        "intrinsics",
+        "markers",
+        "objects",
+        "persons",
+        "telemetry",
+    )
 
     def __init__(
         self,
@@ -42,6 +56,11 @@ class FrameContext:
         self.intrinsics = intrinsics
         self.camera: CameraSource = camera
         self.markers: tuple[MarkerPose, ...] = ()
+        self.persons: tuple[Person, ...] = ()
+        self.objects: tuple[DetectedObject, ...] = ()
+        self.camera_pose: CameraPose | None = None
+        self.anchors: tuple[Anchor, ...] = ()
+        self.events: tuple[SafetyEvent, ...] = ()
         self._gray: npt.NDArray[np.uint8] | None = None
         self._bgr: npt.NDArray[np.uint8] | None = None
 

@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vision.errors import InvalidIntrinsicsError
+from vision.results import Anchor, CameraPose, DetectedObject, Person, SafetyEvent
 
 __all__ = [
     "CameraSource",
@@ -274,6 +275,11 @@ class FrameResult:
     intrinsics: Intrinsics | None = None
     """The intrinsics used for this frame (scaled to it); kept in-process for anchoring and not
     part of ``to_dict()``, which is the overlay payload."""
+    persons: tuple[Person, ...] = ()
+    objects: tuple[DetectedObject, ...] = ()
+    camera_pose: CameraPose | None = None
+    anchors: tuple[Anchor, ...] = ()
+    events: tuple[SafetyEvent, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -281,6 +287,11 @@ class FrameResult:
             "width": self.width,
             "height": self.height,
             "markers": [m.to_dict() for m in self.markers],
+            "persons": [p.to_dict() for p in self.persons],
+            "objects": [o.to_dict() for o in self.objects],
+            "camera_pose": None if self.camera_pose is None else self.camera_pose.to_dict(),
+            "anchors": [a.to_dict() for a in self.anchors],
+            "events": [e.to_dict() for e in self.events],
             "timings_ms": {stage: round(ms, 3) for stage, ms in self.timings_ms},
             "camera": self.camera,
         }
