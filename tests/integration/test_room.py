@@ -214,3 +214,35 @@ async def test_a_flood_of_strokes_is_limited_and_nothing_stored_is_lost(
         assert [e.seq for e in events] == list(range(1, len(events) + 1))
     finally:
         await mentor.aclose()
+
+
+async def test_a_client_may_renegotiate(live_server: LiveServer, worker: HeadsetClient) -> None:
+    """A second offer on the same connection (e.g. a mentor turning the microphone on)."""
+    import json
+
+    from aiortc import RTCSessionDescription
+
+    from tests.integration.peers import ToneTrack
+
+    mentor = await viewer(live_server, decode_code=False)
+    try:
+        await eventually(lambda: len(mentor.frames) > 5, 15, "video")
+        assert mentor.pc is not None and mentor.ws is not None
+        audio = next(t for t in mentor.pc.getTransceivers() if t.kind == "audio")
+        audio.direction = "sendrecv"
+        audio.sender.replaceTrack(ToneTrack())
+        await mentor.pc.setLocalDescription(await mentor.pc.createOffer())
+        before = len(mentor.signals)
+        await mentor.ws.send(
+            json.dumps({"v": 1, "type": "offer", "sdp": mentor.pc.localDescription.sdp})
+        )
+        await eventually(
+            lambda: any(s["type"] == "answer" for s in mentor.signals[before:]), 10, "the answer"
+        )
+        answer = mentor.signals[-1]["sdp"]
+        await mentor.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        seen = len(mentor.frames)
+        await eventually(lambda: len(mentor.frames) > seen + 10, 10, "video goes on")
+        await eventually(lambda: worker.report.audio_peak > 2000, 15, "the new voice at the worker")
+    finally:
+        await mentor.aclose()
