@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from server import signaling
-from server.routes import auth, health, metrics, rooms, users
+from server.routes import auth, health, markers, metrics, rooms, users
 from server.services import Services
 from server.settings import Settings
 
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users.router)
     app.include_router(rooms.router)
     app.include_router(metrics.router)
+    app.include_router(markers.router)
     app.include_router(signaling.router)
     app.mount("/mentor", StaticFiles(directory=WEB_DIR, html=True), name="mentor")
 

@@ -11,7 +11,7 @@ from server.rtc.hub import MediaHub
 from server.rtc.participant import PeerOptions
 from server.rtc.room import RoomOptions
 from server.settings import Settings
-from sessions import Database, EventLog, Role, UserExistsError, UserStore
+from sessions import Database, EventLog, MarkerRegistry, Role, UserExistsError, UserStore
 from vision import PipelineOptions
 
 __all__ = ["DEMO_USERS", "Services"]
@@ -33,6 +33,7 @@ class Services:
     hub: MediaHub
     peer_options: PeerOptions
     loop_monitor: LoopMonitor
+    markers: MarkerRegistry
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -66,11 +67,18 @@ class Services:
                 max_message_bytes=settings.max_message_bytes,
             ),
             loop_monitor=LoopMonitor(),
+            markers=MarkerRegistry(db),
         )
+        await services.refresh_markers()
         services.loop_monitor.start()
         if settings.mode == "dev":
             await services.ensure_demo_users()
         return services
+
+    async def refresh_markers(self) -> None:
+        """Hand the registry's sizes and names for the detected family to the media hub."""
+        entries = await self.markers.list(self.settings.marker_family)
+        self.hub.set_marker_table({m.marker_id: (m.name, m.size_m) for m in entries})
 
     async def ensure_demo_users(self) -> list[str]:
         created = []

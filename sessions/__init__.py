@@ -6,11 +6,15 @@ SQLAlchemy 2 async on SQLite (embedded, WAL) or PostgreSQL (asyncpg). Imports no
 from sessions.db import Database, sqlite_url
 from sessions.errors import NotFoundError, SessionsError, StorageError, UserExistsError
 from sessions.events import MAX_PAYLOAD_BYTES, EventLog, EventRecord, SessionRecord
+from sessions.markers import MarkerEntry, MarkerRecord, MarkerRegistry
 from sessions.models import Base, Event, Role, Session, User
 from sessions.users import UserStore
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
+    "MarkerEntry",
+    "MarkerRecord",
+    "MarkerRegistry",
     "Base",
     "Database",
     "Event",

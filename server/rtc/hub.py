@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -40,12 +41,25 @@ class MediaHub:
             max_workers=vision_workers, thread_name_prefix="fieldsight-vision"
         )
         self.rooms: dict[str, Room] = {}
+        self._marker_table: dict[int, tuple[str, float]] = {}
         self._lock = asyncio.Lock()
         self._closed = False
         self._pending: set[asyncio.Task[None]] = set()
 
+    def set_marker_table(self, table: dict[int, tuple[str, float]]) -> None:
+        """Registered markers (id -> equipment name, size in metres) of the detected family.
+
+        Pipelines built from now on (a worker starting to stream) use the new sizes."""
+        self._marker_table = dict(table)
+
+    def marker_label(self, marker_id: int) -> str | None:
+        entry = self._marker_table.get(marker_id)
+        return None if entry is None else entry[0]
+
     def _new_pipeline(self) -> Pipeline:
-        return Pipeline(self._pipeline_options)
+        sizes = {**self._pipeline_options.marker_sizes}
+        sizes.update({marker_id: size for marker_id, (_, size) in self._marker_table.items()})
+        return Pipeline(dataclasses.replace(self._pipeline_options, marker_sizes=sizes))
 
     async def join(self, room_name: str, participant: Participant) -> Room:
         """Add a participant, opening the room (and its recorded session) on first join."""
@@ -62,6 +76,7 @@ class MediaHub:
                     events=self._events,
                     executor=self._executor,
                     pipeline_factory=self._new_pipeline,
+                    marker_label=self.marker_label,
                     options=self._room_options,
                 )
                 self.rooms[room_name] = room

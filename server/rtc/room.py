@@ -58,6 +58,7 @@ class Room:
         executor: Executor,
         pipeline_factory: Callable[[], Pipeline],
         options: RoomOptions,
+        marker_label: Callable[[int], str | None] = lambda _: None,
     ) -> None:
         self.name = name
         self.session_id = session_id
@@ -67,6 +68,7 @@ class Room:
         self._events = events
         self._executor = executor
         self._pipeline_factory = pipeline_factory
+        self._marker_label = marker_label
         self._options = options
         self._relay = MediaRelay()
         self._worker_video: MediaStreamTrack | None = None
@@ -208,6 +210,8 @@ class Room:
 
     def _on_vision_result(self, result: FrameResult, analysed_ms: float) -> None:
         data = result.to_dict()
+        for marker in data["markers"]:
+            marker["label"] = self._marker_label(marker["id"])
         telemetry = self._telemetry.get(self.timeline.to_worker(result.pts))
         overlay = OverlayMessage(
             pts=result.pts,

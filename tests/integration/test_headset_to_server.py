@@ -24,3 +24,23 @@ async def test_marker_overlay_tagged_with_sent_pts(live_server: LiveServer) -> N
         assert overlay["camera"] == "telemetry"
     finally:
         await client.aclose()
+
+
+async def test_registered_marker_gives_label_and_size(live_server: LiveServer) -> None:
+    services = live_server.services
+    await services.markers.put("aruco_4x4_50", 7, "Pump P-7 inlet valve", 0.20)
+    await services.refresh_markers()
+    client = HeadsetClient(
+        HeadsetOptions(server=live_server.url, username="worker", password=PASSWORD, room="pump-7"),
+        open_source("synthetic"),
+    )
+    try:
+        await client.start()
+        await eventually(lambda: client.report.markers_seen >= 3, 15, "markers")
+        marker = client.last_overlay["markers"][0]  # type: ignore[index]
+        assert marker["label"] == "Pump P-7 inlet valve"
+        # The synthetic marker is 120 px wide at a 60 degree field of view: a 0.20 m marker
+        # stands 0.20 * 554 / 120 = 0.92 m away (0.46 m if it were the default 0.10 m).
+        assert 0.85 < marker["tvec"][2] < 1.0
+    finally:
+        await client.aclose()

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from server.app import create_app
+from server.settings import Settings
+
+PASSWORD = "unit-test-password"
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(data_dir=tmp_path, demo_password=PASSWORD))) as c:
+        yield c
+
+
+def auth(client: TestClient, username: str) -> dict[str, str]:
+    r = client.post("/api/auth/login", json={"username": username, "password": PASSWORD})
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def test_trainer_registers_a_marker_everyone_reads_it(client: TestClient) -> None:
+    trainer, worker = auth(client, "trainer"), auth(client, "worker")
+    body = {"name": "Pump P-7 inlet valve", "size_m": 0.15}
+    r = client.put("/api/markers/aruco_4x4_50/7", json=body, headers=trainer)
+    assert r.status_code == 200, r.text
+    assert r.json() == {**body, "family": "aruco_4x4_50", "marker_id": 7}
+    listed = client.get("/api/markers", headers=worker).json()
+    assert listed == [{**body, "family": "aruco_4x4_50", "marker_id": 7}]
+    hub = client.app.state.services.hub  # type: ignore[attr-defined]
+    assert hub.marker_label(7) == "Pump P-7 inlet valve"
+    assert hub._new_pipeline().options.marker_sizes[7] == 0.15
+    assert client.delete("/api/markers/aruco_4x4_50/7", headers=trainer).status_code == 204
+    assert hub.marker_label(7) is None
+    assert client.delete("/api/markers/aruco_4x4_50/7", headers=trainer).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "words"),
+    [
+        ("/api/markers/aruco_4x4_50/7", {"name": "x", "size_m": 0}, 422, "greater than 0"),
+        ("/api/markers/aruco_4x4_50/7", {"name": "", "size_m": 0.1}, 422, "at least 1"),
+        ("/api/markers/aruco_4x4_50/-3", {"name": "x", "size_m": 0.1}, 422, "greater than"),
+        ("/api/markers/qr_codes/7", {"name": "x", "size_m": 0.1}, 422, "unknown marker family"),
+        ("/api/markers/aruco_4x4_50/7", {"name": "x"}, 422, "size_m"),
+    ],
+)
+def test_bad_marker_input(
+    client: TestClient, path: str, body: dict[str, object], status: int, words: str
+) -> None:
+    r = client.put(path, json=body, headers=auth(client, "trainer"))
+    assert r.status_code == status and words in r.text
+    assert client.get("/api/markers", headers=auth(client, "trainer")).json() == []
+
+
+def test_workers_and_mentors_cannot_edit(client: TestClient) -> None:
+    for user in ("worker", "mentor"):
+        r = client.put("/api/markers/aruco_4x4_50/1", json={"name": "x", "size_m": 0.1},
+                       headers=auth(client, user))  # fmt: skip
+        assert r.status_code == 403
