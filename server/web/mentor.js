@@ -140,6 +140,12 @@ const view = new LiveView($("video"), $("overlay-canvas"), {
     if (DEBUG) updateDebug();
   },
 });
+for (const box of document.querySelectorAll("#layers input[data-layer]")) {
+  box.addEventListener("change", () => {
+    view.layers[box.dataset.layer] = box.checked;
+    view.requestRender();
+  });
+}
 const input = new InkInput($("overlay-canvas"), view, store, {
   begin: () => {
     const pts = view.currentPts();
@@ -402,6 +408,10 @@ function updateVisionStatus() {
   const markers = d ? d.markerIds : [];
   $("st-markers").textContent = markers.length
     ? markers.map((id) => `#${id}`).join(", ")
+    : "none in view";
+  const persons = (d && view.current && view.current.overlay.persons) || [];
+  $("st-people").textContent = persons.length
+    ? persons.map((p) => (p.risk ? `${p.id}: REBA ${p.risk.score} (${p.risk.level})` : `${p.id}`)).join(", ")
     : "none in view";
 }
 

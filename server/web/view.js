@@ -6,6 +6,8 @@
 // a short buffer of overlays and, per frame, draw the one with the same timestamp, or else the
 // newest one older than the frame, marked stale when it is more than STALE_MS older.
 
+import { LAYERS, drawAnchors, drawObjects, drawPeople } from "./layers.js";
+
 const RTP_MOD = 2 ** 32;
 const HALF = 2 ** 31;
 const CLOCK_HZ = 90000;
@@ -45,6 +47,7 @@ export class LiveView {
     this.overlaysSinceFrame = 0; // vision results for frames this page never got…
     this.overlaysWithoutFramesSince = 0; // …arriving since this performance.now()
     this.lastDrawn = null;
+    this.layers = Object.fromEntries(LAYERS.map((name) => [name, true]));
     this._vfcHandle = null;
     this._raf = 0;
     this._codeCanvas = null;
@@ -275,7 +278,11 @@ export class LiveView {
     } else {
       ctx.globalAlpha = 1 - 0.5 * (ageMs / STALE_MS); // older overlay, fainter outline
     }
-    for (const marker of overlay.markers) {
+    const label = (text, x, y, background) => drawLabel(ctx, text, x, y, stale ? "#5b6270" : background);
+    if (this.layers.people) drawPeople(ctx, overlay.persons, at, label);
+    if (this.layers.objects) drawObjects(ctx, overlay.objects, at, label);
+    if (this.layers.anchors && !stale) drawAnchors(ctx, overlay.anchors, at);
+    for (const marker of this.layers.markers ? overlay.markers : []) {
       const corners = (marker.corners || []).map(at);
       if (corners.length === 4) {
         ctx.lineWidth = 2.5;
@@ -302,8 +309,9 @@ export class LiveView {
         const top = corners.reduce((a, b) => (b[1] < a[1] ? b : a));
         const distance = marker.tvec ? ` · ${Math.hypot(...marker.tvec).toFixed(2)} m` : "";
         const staleness = stale ? ` · stale ${(ageMs / 1000).toFixed(1)} s` : "";
-        const label = `#${marker.id}${distance}${staleness}`;
-        drawLabel(ctx, label, top[0], top[1] - 10, stale ? "#5b6270" : "#007c8c");
+        const name = marker.label ? ` ${marker.label}` : "";
+        const text = `#${marker.id}${name}${distance}${staleness}`;
+        drawLabel(ctx, text, top[0], top[1] - 10, stale ? "#5b6270" : "#007c8c");
       }
     }
     ctx.restore();
