@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(rooms.router)
+    app.include_router(rooms.vision_router)
     app.include_router(metrics.router)
     app.include_router(markers.router)
     app.include_router(signaling.router)

@@ -7,11 +7,19 @@ from dataclasses import dataclass
 
 from server.auth import PasswordHasher, TokenService
 from server.monitor import LoopMonitor
-from server.rtc.hub import MediaHub
+from server.rtc.hub import MediaHub, RoomVision
 from server.rtc.participant import PeerOptions
 from server.rtc.room import RoomOptions
 from server.settings import Settings
-from sessions import Database, EventLog, MarkerRegistry, Role, UserExistsError, UserStore
+from sessions import (
+    Database,
+    EventLog,
+    MarkerRegistry,
+    Role,
+    RoomSettingsStore,
+    UserExistsError,
+    UserStore,
+)
 from vision import PipelineOptions
 
 __all__ = ["DEMO_USERS", "Services"]
@@ -34,6 +42,7 @@ class Services:
     peer_options: PeerOptions
     loop_monitor: LoopMonitor
     markers: MarkerRegistry
+    room_settings: RoomSettingsStore
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -44,7 +53,6 @@ class Services:
         hub = MediaHub(
             events,
             room_options=RoomOptions(
-                vision_fps=settings.vision_fps,
                 max_participants=settings.max_participants_per_room,
                 max_message_bytes=settings.max_message_bytes,
             ),
@@ -52,6 +60,7 @@ class Services:
                 marker_family=settings.marker_family, marker_size_m=settings.marker_size_m
             ),
             vision_workers=settings.vision_workers,
+            vision_fps=settings.vision_fps,
             ice_host_addresses=tuple(settings.ice_host_addresses),
         )
         services = cls(
@@ -68,12 +77,19 @@ class Services:
             ),
             loop_monitor=LoopMonitor(),
             markers=MarkerRegistry(db),
+            room_settings=RoomSettingsStore(db),
         )
         await services.refresh_markers()
+        for record in await services.room_settings.all():
+            hub.set_room_settings(record.room, RoomVision.from_dict(record.settings))
         services.loop_monitor.start()
         if settings.mode == "dev":
             await services.ensure_demo_users()
         return services
+
+    def settings_stages(self) -> tuple[str, ...]:
+        """The stages rooms without settings of their own run."""
+        return self.hub.default_stages
 
     async def refresh_markers(self) -> None:
         """Hand the registry's sizes and names for the detected family to the media hub."""

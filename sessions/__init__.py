@@ -8,6 +8,7 @@ from sessions.errors import NotFoundError, SessionsError, StorageError, UserExis
 from sessions.events import MAX_PAYLOAD_BYTES, EventLog, EventRecord, SessionRecord
 from sessions.markers import MarkerEntry, MarkerRecord, MarkerRegistry
 from sessions.models import Base, Event, Role, Session, User
+from sessions.rooms import RoomSettingsRecord, RoomSettingsStore
 from sessions.users import UserStore
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "EventRecord",
     "NotFoundError",
     "Role",
+    "RoomSettingsRecord",
+    "RoomSettingsStore",
     "Session",
     "SessionRecord",
     "SessionsError",

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, Path, status
+from pydantic import BaseModel, Field
 
 from server.deps import AppServices, CurrentUser
+from server.rtc.hub import RoomVision
+from vision import available_stages
 
 router = APIRouter(prefix="/api/rooms", tags=["rooms"])
+
+RoomName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
 @router.get("")
@@ -22,3 +27,51 @@ async def live_rooms(services: AppServices, _: CurrentUser) -> list[dict[str, An
         }
         for room in services.hub.rooms.values()
     ]
+
+
+class RoomSettingsBody(BaseModel):
+    stages: list[str] = Field(
+        max_length=16, description="vision stages, in order (GET /api/vision/stages lists them)"
+    )
+    fps: float | None = Field(default=None, gt=0, le=60, description="analysed frames a second")
+
+
+@router.get("/{room}/settings")
+async def get_room_settings(
+    room: RoomName, services: AppServices, _: CurrentUser
+) -> dict[str, Any]:
+    record = await services.room_settings.get(room)
+    default = {"stages": list(services.settings_stages()), "fps": services.settings.vision_fps}
+    return {"room": room, "custom": record is not None, **(record.settings if record else default)}
+
+
+@router.put("/{room}/settings")
+async def put_room_settings(
+    room: RoomName, body: RoomSettingsBody, services: AppServices, user: CurrentUser
+) -> dict[str, Any]:
+    """Choose the room's vision stages. A live room switches at once."""
+    if user.role not in ("mentor", "trainer", "admin"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only mentors, trainers and admins may")
+    unknown = [s for s in body.stages if s not in available_stages()]
+    if unknown or len(set(body.stages)) != len(body.stages):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"unknown or repeated stages {unknown or body.stages}; "
+            f"available: {', '.join(available_stages())}",
+        )
+    vision = RoomVision(stages=tuple(body.stages), fps=body.fps)
+    await services.room_settings.put(room, vision.to_dict(), user.username)
+    services.hub.set_room_settings(room, vision)
+    live = services.hub.rooms.get(room)
+    if live is not None:
+        await live.restart_vision()
+    return {"room": room, "custom": True, **vision.to_dict()}
+
+
+vision_router = APIRouter(prefix="/api/vision", tags=["rooms"])
+
+
+@vision_router.get("/stages")
+async def stages(_: CurrentUser) -> list[str]:
+    """The vision stages this server can run."""
+    return list(available_stages())

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from server.rtc import clock, jitter
 from server.rtc.participant import Participant
@@ -13,7 +15,24 @@ from server.rtc.room import Room, RoomOptions
 from sessions import EventLog
 from vision import Pipeline, PipelineOptions
 
-__all__ = ["MediaHub"]
+__all__ = ["MediaHub", "RoomVision"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RoomVision:
+    """Which vision stages run on one room's video, and how often (None: the node's rate)."""
+
+    stages: tuple[str, ...]
+    fps: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RoomVision:
+        fps = data.get("fps")
+        return cls(stages=tuple(data.get("stages", ())), fps=None if fps is None else float(fps))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stages": list(self.stages), "fps": self.fps}
+
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +47,7 @@ class MediaHub:
         room_options: RoomOptions,
         pipeline_options: PipelineOptions,
         vision_workers: int = 2,
+        vision_fps: float = 10.0,
         ice_host_addresses: tuple[str, ...] = (),
     ) -> None:
         clock.install()
@@ -42,6 +62,8 @@ class MediaHub:
         )
         self.rooms: dict[str, Room] = {}
         self._marker_table: dict[int, tuple[str, float]] = {}
+        self._room_settings: dict[str, RoomVision] = {}
+        self._vision_fps = vision_fps
         self._lock = asyncio.Lock()
         self._closed = False
         self._pending: set[asyncio.Task[None]] = set()
@@ -56,10 +78,28 @@ class MediaHub:
         entry = self._marker_table.get(marker_id)
         return None if entry is None else entry[0]
 
-    def _new_pipeline(self) -> Pipeline:
+    @property
+    def default_stages(self) -> tuple[str, ...]:
+        return self._pipeline_options.stages
+
+    def set_room_settings(self, room: str, settings: RoomVision | None) -> None:
+        """Vision settings of one room (None: the defaults). Applied when its video next
+        (re)starts; call :meth:`Room.restart_vision` to apply them at once."""
+        if settings is None:
+            self._room_settings.pop(room, None)
+        else:
+            self._room_settings[room] = settings
+
+    def _new_pipeline(self, room: str = "") -> tuple[Pipeline, float]:
         sizes = {**self._pipeline_options.marker_sizes}
         sizes.update({marker_id: size for marker_id, (_, size) in self._marker_table.items()})
-        return Pipeline(dataclasses.replace(self._pipeline_options, marker_sizes=sizes))
+        options = dataclasses.replace(self._pipeline_options, marker_sizes=sizes)
+        fps = self._vision_fps
+        custom = self._room_settings.get(room)
+        if custom is not None:
+            options = dataclasses.replace(options, stages=custom.stages)
+            fps = custom.fps or fps
+        return Pipeline(options), fps
 
     async def join(self, room_name: str, participant: Participant) -> Room:
         """Add a participant, opening the room (and its recorded session) on first join."""
@@ -75,7 +115,7 @@ class MediaHub:
                     record.id,
                     events=self._events,
                     executor=self._executor,
-                    pipeline_factory=self._new_pipeline,
+                    pipeline_factory=functools.partial(self._new_pipeline, room_name),
                     marker_label=self.marker_label,
                     options=self._room_options,
                 )

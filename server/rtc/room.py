@@ -43,7 +43,6 @@ TELEMETRY_KEEP = 300  # ~10 s of frames at 30 fps
 
 @dataclass(frozen=True)
 class RoomOptions:
-    vision_fps: float = 10.0
     max_participants: int = 16
     max_message_bytes: int = 64 * 1024
 
@@ -56,7 +55,7 @@ class Room:
         *,
         events: EventLog,
         executor: Executor,
-        pipeline_factory: Callable[[], Pipeline],
+        pipeline_factory: Callable[[], tuple[Pipeline, float]],
         options: RoomOptions,
         marker_label: Callable[[int], str | None] = lambda _: None,
     ) -> None:
@@ -142,17 +141,35 @@ class Room:
         self._worker_video = track
         for viewer in self.participants.values():
             self.attach_viewer(viewer)
-        self._pipeline = self._pipeline_factory()
+        self._start_vision(track)
+
+    def _start_vision(self, track: MediaStreamTrack) -> None:
+        self._pipeline, fps = self._pipeline_factory()
         self._vision = VisionTap(
             self._relay.subscribe(track, buffered=False),
             self._pipeline,
             self._executor,
-            fps=self._options.vision_fps,
+            fps=fps,
             telemetry_for=self._telemetry_for,
             on_result=self._on_vision_result,
             name=f"vision-{self.name}",
         )
         self._vision.start()
+
+    async def restart_vision(self) -> None:
+        """Apply changed room settings now: a new pipeline on the live video, if there is one."""
+        if self._worker_video is None:
+            return
+        await self._stop_vision()
+        self._start_vision(self._worker_video)
+
+    async def _stop_vision(self) -> None:
+        if self._vision is not None:
+            await self._vision.aclose()
+            self._vision = None
+        if self._pipeline is not None:
+            self._pipeline.close()
+            self._pipeline = None
 
     def attach_viewer(self, viewer: Participant) -> None:
         if viewer.video_slot is None:
@@ -167,12 +184,7 @@ class Room:
         for viewer in self.participants.values():
             if viewer.video_slot is not None:
                 viewer.video_slot.attach(None)
-        if self._vision is not None:
-            await self._vision.aclose()
-            self._vision = None
-        if self._pipeline is not None:
-            self._pipeline.close()
-            self._pipeline = None
+        await self._stop_vision()
         self._telemetry.clear()
 
     @property

@@ -44,3 +44,28 @@ async def test_registered_marker_gives_label_and_size(live_server: LiveServer) -
         assert 0.85 < marker["tvec"][2] < 1.0
     finally:
         await client.aclose()
+
+
+async def test_room_settings_switch_a_live_room(live_server: LiveServer) -> None:
+    """A mentor turns the marker stage off and on; the live video's overlays follow at once."""
+    from server.rtc.hub import RoomVision
+
+    client = HeadsetClient(
+        HeadsetOptions(server=live_server.url, username="worker", password=PASSWORD, room="pump-7"),
+        open_source("synthetic"),
+    )
+    try:
+        await client.start()
+        await eventually(lambda: client.report.markers_seen >= 2, 15, "markers")
+        room = live_server.services.hub.rooms["pump-7"]
+        live_server.services.hub.set_room_settings("pump-7", RoomVision(stages=()))
+        await room.restart_vision()
+        count = client.report.overlays_received
+        await eventually(lambda: client.report.overlays_received > count + 3, 10, "overlays")
+        assert client.last_overlay is not None and client.last_overlay["markers"] == []
+        live_server.services.hub.set_room_settings("pump-7", None)
+        await room.restart_vision()
+        seen = client.report.markers_seen
+        await eventually(lambda: client.report.markers_seen > seen, 10, "markers again")
+    finally:
+        await client.aclose()

@@ -33,7 +33,7 @@ def test_trainer_registers_a_marker_everyone_reads_it(client: TestClient) -> Non
     assert listed == [{**body, "family": "aruco_4x4_50", "marker_id": 7}]
     hub = client.app.state.services.hub  # type: ignore[attr-defined]
     assert hub.marker_label(7) == "Pump P-7 inlet valve"
-    assert hub._new_pipeline().options.marker_sizes[7] == 0.15
+    assert hub._new_pipeline()[0].options.marker_sizes[7] == 0.15
     assert client.delete("/api/markers/aruco_4x4_50/7", headers=trainer).status_code == 204
     assert hub.marker_label(7) is None
     assert client.delete("/api/markers/aruco_4x4_50/7", headers=trainer).status_code == 404
@@ -62,3 +62,27 @@ def test_workers_and_mentors_cannot_edit(client: TestClient) -> None:
         r = client.put("/api/markers/aruco_4x4_50/1", json={"name": "x", "size_m": 0.1},
                        headers=auth(client, user))  # fmt: skip
         assert r.status_code == 403
+
+
+def test_room_settings_choose_stages(client: TestClient) -> None:
+    mentor, worker = auth(client, "mentor"), auth(client, "worker")
+    stages = client.get("/api/vision/stages", headers=worker).json()
+    assert "markers" in stages
+    default = client.get("/api/rooms/pump-7/settings", headers=worker).json()
+    assert default == {"room": "pump-7", "custom": False, "stages": ["markers"], "fps": 10.0}
+    r = client.put("/api/rooms/pump-7/settings", json={"stages": ["markers"], "fps": 5},
+                   headers=mentor)  # fmt: skip
+    assert r.status_code == 200 and r.json()["fps"] == 5
+    hub = client.app.state.services.hub  # type: ignore[attr-defined]
+    pipeline, fps = hub._new_pipeline("pump-7")
+    assert fps == 5 and pipeline.options.stages == ("markers",)
+    assert client.get("/api/rooms/pump-7/settings", headers=worker).json()["custom"] is True
+    for body, words in [({"stages": ["telepathy"]}, "telepathy"),
+                        ({"stages": ["markers", "markers"]}, "repeated"),
+                        ({"stages": [], "fps": 0}, "greater than 0")]:  # fmt: skip
+        bad = client.put("/api/rooms/pump-7/settings", json=body, headers=mentor)
+        assert bad.status_code == 422 and words in bad.text
+    assert client.put("/api/rooms/pump-7/settings", json={"stages": []},
+                      headers=worker).status_code == 403  # fmt: skip
+    assert client.put("/api/rooms/bad room/settings", json={"stages": []},
+                      headers=mentor).status_code in (404, 422)  # fmt: skip
