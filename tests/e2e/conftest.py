@@ -11,7 +11,6 @@ or fail when ``FIELDSIGHT_REQUIRE_SERVICES=1`` (CI).
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 
 from headset_client.client import HeadsetClient, HeadsetOptions
 from headset_client.sources import open_source
-from tests.integration.conftest import PASSWORD, LiveServer, start_server
+from tests.live import PASSWORD, LiveServer
 
 CHROMIUM = Path(os.environ.get("FIELDSIGHT_CHROMIUM", "/usr/bin/chromium"))
 REQUIRE_ENV = "FIELDSIGHT_REQUIRE_SERVICES"
@@ -38,16 +37,6 @@ def _unavailable(reason: str) -> None:
     if os.environ.get(REQUIRE_ENV) == "1":
         pytest.fail(f"{message} ({REQUIRE_ENV}=1 requires them)", pytrace=False)
     pytest.skip(message)
-
-
-@pytest.fixture
-async def live_server(tmp_path: Path) -> AsyncIterator[LiveServer]:
-    server, task, live = await start_server(tmp_path)
-    try:
-        yield live
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 20)
 
 
 @pytest.fixture

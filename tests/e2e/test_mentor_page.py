@@ -13,7 +13,7 @@ import pytest
 
 from headset_client.client import HeadsetClient, HeadsetOptions
 from headset_client.sources import open_source
-from tests.integration.conftest import PASSWORD, LiveServer
+from tests.live import PASSWORD, LiveServer
 from tests.util import eventually
 
 pytestmark = pytest.mark.e2e

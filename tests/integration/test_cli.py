@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import PASSWORD, ServerProcess
+from tests.live import PASSWORD, ServerProcess
 
 pytestmark = pytest.mark.network
 

@@ -11,8 +11,8 @@ import pytest
 
 from headset_client.client import HeadsetClient, HeadsetOptions
 from headset_client.sources import SyntheticVideoTrack, open_source
-from tests.integration.conftest import PASSWORD, LiveServer
 from tests.integration.peers import ViewerPeer
+from tests.live import PASSWORD, LiveServer
 from tests.util import eventually
 
 pytestmark = pytest.mark.network

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from headset_client.client import HeadsetClient, HeadsetOptions
-from headset_client.sources import open_source
-from tests.integration.conftest import PASSWORD, LiveServer
+from tests.live import LiveServer, headset_for
 from tests.util import eventually
 
 
 async def test_marker_overlay_tagged_with_sent_pts(live_server: LiveServer) -> None:
-    client = HeadsetClient(
-        HeadsetOptions(server=live_server.url, username="worker", password=PASSWORD, room="pump-7"),
-        open_source("synthetic"),
-    )
+    client = headset_for(live_server)
     try:
         await client.start()
         await eventually(lambda: client.report.overlays_received >= 5, 15, "5 overlays")
@@ -30,10 +25,7 @@ async def test_registered_marker_gives_label_and_size(live_server: LiveServer) -
     services = live_server.services
     await services.markers.put("aruco_4x4_50", 7, "Pump P-7 inlet valve", 0.20)
     await services.refresh_markers()
-    client = HeadsetClient(
-        HeadsetOptions(server=live_server.url, username="worker", password=PASSWORD, room="pump-7"),
-        open_source("synthetic"),
-    )
+    client = headset_for(live_server)
     try:
         await client.start()
         await eventually(lambda: client.report.markers_seen >= 3, 15, "markers")
@@ -50,10 +42,7 @@ async def test_room_settings_switch_a_live_room(live_server: LiveServer) -> None
     """A mentor turns the marker stage off and on; the live video's overlays follow at once."""
     from server.rtc.hub import RoomVision
 
-    client = HeadsetClient(
-        HeadsetOptions(server=live_server.url, username="worker", password=PASSWORD, room="pump-7"),
-        open_source("synthetic"),
-    )
+    client = headset_for(live_server)
     try:
         await client.start()
         await eventually(lambda: client.report.markers_seen >= 2, 15, "markers")

@@ -6,20 +6,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from headset_client.client import HeadsetClient, HeadsetOptions
-from headset_client.sources import open_source
-from tests.integration.conftest import PASSWORD, LiveServer
+from headset_client.client import HeadsetClient
 from tests.integration.peers import ViewerPeer
+from tests.live import LiveServer, headset_for
 from tests.util import eventually
 
 pytestmark = pytest.mark.network
 
 
-def headset(server: LiveServer, room: str = "pump-7") -> HeadsetClient:
-    return HeadsetClient(
-        HeadsetOptions(server=server.url, username="worker", password=PASSWORD, room=room),
-        open_source("synthetic"),
-    )
+headset = headset_for
 
 
 @pytest.fixture

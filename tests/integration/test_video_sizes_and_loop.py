@@ -13,8 +13,8 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from headset_client.client import HeadsetClient, HeadsetOptions
 from headset_client.sources import Source, SyntheticVideoTrack, open_source
-from tests.integration.conftest import PASSWORD, LiveServer, ServerProcess
 from tests.integration.peers import ViewerPeer
+from tests.live import PASSWORD, LiveServer, ServerProcess
 from tests.util import eventually
 
 pytestmark = pytest.mark.network

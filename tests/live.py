@@ -1,4 +1,4 @@
-"""Live server fixtures: uvicorn in the test's event loop on a free loopback port."""
+"""Live servers for network tests: uvicorn in the test loop, or `python -m server` apart."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+from headset_client.client import HeadsetClient, HeadsetOptions
+from headset_client.sources import open_source
 from server.app import create_app
 from server.settings import Settings
 
@@ -154,3 +156,11 @@ def _ice_on_loopback() -> None:
     from server.rtc.hub import _pin_host_addresses
 
     _pin_host_addresses(("127.0.0.1",))
+
+
+def headset_for(server: LiveServer | ServerProcess, room: str = "pump-7") -> HeadsetClient:
+    """The reference headset (synthetic source) as the demo worker."""
+    return HeadsetClient(
+        HeadsetOptions(server=server.url, username="worker", password=PASSWORD, room=room),
+        open_source("synthetic"),
+    )
