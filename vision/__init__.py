@@ -5,6 +5,9 @@ the latest video frame. ``vision.synthetic`` (ground-truth scene rendering for t
 benchmarks) is imported explicitly, not re-exported here.
 """
 
+from vision.detector import DetectorLoadError, OnnxDetector
+from vision.equipment import EquipmentError, EquipmentLibrary, EquipmentStage, ReferenceImageError
+from vision.ergonomics import ErgonomicsStage, RebaSettings, SessionErgonomics
 from vision.errors import InvalidFrameError, InvalidIntrinsicsError, VisionError
 from vision.markers import MARKER_FAMILIES, MarkerDetector
 from vision.pipeline import (
@@ -15,6 +18,8 @@ from vision.pipeline import (
     register_stage,
     validate_frame,
 )
+from vision.pose import PoseEstimator, PoseOptions, PoseStage
+from vision.qr import QrStage
 from vision.results import (
     Anchor,
     CameraPose,
@@ -24,6 +29,7 @@ from vision.results import (
     PoseSource,
     SafetyEvent,
 )
+from vision.safety import SafetyOptions, SafetyStage, Zone
 from vision.stages import FrameContext, MarkerStage, Stage
 from vision.types import (
     CameraSource,
@@ -36,6 +42,22 @@ from vision.types import (
 )
 
 __all__ = [
+    "ErgonomicsStage",
+    "PoseEstimator",
+    "PoseOptions",
+    "PoseStage",
+    "RebaSettings",
+    "SafetyOptions",
+    "SafetyStage",
+    "SessionErgonomics",
+    "Zone",
+    "DetectorLoadError",
+    "EquipmentError",
+    "EquipmentLibrary",
+    "EquipmentStage",
+    "OnnxDetector",
+    "QrStage",
+    "ReferenceImageError",
     "Anchor",
     "CameraPose",
     "DetectedObject",

@@ -18,9 +18,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from vision.catalog import REQUIRES, builtin_stages
+from vision.detector import OutputFormat
+from vision.equipment_library import EquipmentLibrary
+from vision.ergonomics import RebaSettings
 from vision.errors import InvalidFrameError, VisionError
-from vision.markers import MarkerDetector
-from vision.stages import FrameContext, MarkerStage, Stage
+from vision.pose import PoseOptions
+from vision.safety import SafetyOptions
+from vision.stages import FrameContext, Stage
 from vision.types import CameraSource, FrameResult, Intrinsics, Telemetry
 
 __all__ = [
@@ -58,17 +63,41 @@ class PipelineOptions:
     hfov_deg: float = 60.0
     """Horizontal field of view assumed when neither telemetry nor settings give intrinsics."""
 
+    equipment_library: EquipmentLibrary | None = None
+    """Registered reference images, shared by the pipelines of a process (REST adds to it)."""
+
+    equipment_detect_every: int = 1
+    """Full feature matching every n-th frame, optical-flow tracking in between (1 = always)."""
+
+    qr_asset_names: dict[str, str] = field(default_factory=dict)
+    """QR asset-tag text -> equipment name; unmapped texts are shown as they are."""
+
+    detector_model: str | None = None
+    """An ONNX detector for the ``detector`` stage (layouts: see :mod:`vision.detector`)."""
+
+    detector_labels: str | None = None
+    """Its labels file, one label a line; a ``person`` label marks person boxes."""
+
+    detector_input_size: tuple[int, int] = (640, 640)
+    detector_score_threshold: float = 0.5
+    detector_nms_threshold: float = 0.45
+    detector_output_format: OutputFormat = "yolo"
+
+    pose: PoseOptions = field(default_factory=PoseOptions)
+    """Options of the ``pose`` stage (multi-person BlazePose, tracking mode)."""
+
+    reba: RebaSettings = field(default_factory=RebaSettings)
+    """REBA inputs pose cannot see (load, coupling, activity) for the ``ergonomics`` stage."""
+
+    safety: SafetyOptions = field(default_factory=SafetyOptions)
+    """Zones of the ``safety`` stage."""
+
 
 StageFactory = Callable[[PipelineOptions], Stage]
 """Builds a stage from the pipeline options."""
 
 
-def _marker_stage(options: PipelineOptions) -> Stage:
-    detector = MarkerDetector(options.marker_family, options.marker_size_m, options.marker_sizes)
-    return MarkerStage(detector)
-
-
-_REGISTRY: dict[str, StageFactory] = {"markers": _marker_stage}
+_REGISTRY: dict[str, StageFactory] = builtin_stages()
 _REGISTRY_LOCK = threading.Lock()
 
 
@@ -106,6 +135,14 @@ def _check_options(options: PipelineOptions) -> list[tuple[str, StageFactory]]:
     duplicates = sorted({name for name in options.stages if options.stages.count(name) > 1})
     if duplicates:
         raise ValueError(f"vision stage(s) listed more than once: {', '.join(duplicates)}")
+    for name, needed in REQUIRES.items():
+        if name in options.stages and (
+            needed not in options.stages
+            or options.stages.index(needed) > options.stages.index(name)
+        ):
+            raise ValueError(f"the {name!r} stage needs the {needed!r} stage before it")
+    if "pose" in options.stages:
+        options.pose.validate()
     if not 0.0 < options.hfov_deg < 180.0:
         raise ValueError(f"hfov_deg must be in (0, 180) degrees, got {options.hfov_deg}")
     if options.intrinsics is not None and not isinstance(options.intrinsics, Intrinsics):

@@ -138,9 +138,9 @@ def test_invalid_frames_are_refused(image: Any, message: str) -> None:
 
 def test_unknown_stage_lists_valid_names() -> None:
     with pytest.raises(
-        ValueError, match=r"unknown vision stage\(s\) 'pose'.*valid stages: markers"
+        ValueError, match=r"unknown vision stage\(s\) 'telepathy'.*valid stages: .*markers"
     ):
-        Pipeline(PipelineOptions(stages=("markers", "pose")))
+        Pipeline(PipelineOptions(stages=("markers", "telepathy")))
 
 
 @pytest.mark.parametrize(
@@ -222,7 +222,7 @@ def test_registered_stage_plugs_in(
         return stage
 
     register_stage("recorder", factory)
-    assert available_stages() == ("markers", "recorder")
+    assert "recorder" in available_stages() and "markers" in available_stages()
     with pytest.raises(ValueError, match="already registered"):
         register_stage("recorder", factory)
 
