@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from server.auth import PasswordHasher, TokenService
+from server.equipment import EquipmentService
 from server.monitor import LoopMonitor
 from server.rtc.hub import MediaHub, RoomVision
 from server.rtc.participant import PeerOptions
@@ -13,6 +14,7 @@ from server.rtc.room import RoomOptions
 from server.settings import Settings
 from sessions import (
     Database,
+    EquipmentStore,
     EventLog,
     MarkerRegistry,
     Role,
@@ -20,7 +22,7 @@ from sessions import (
     UserExistsError,
     UserStore,
 )
-from vision import PipelineOptions
+from vision import EquipmentLibrary, PipelineOptions
 
 __all__ = ["DEMO_USERS", "Services"]
 
@@ -43,6 +45,7 @@ class Services:
     loop_monitor: LoopMonitor
     markers: MarkerRegistry
     room_settings: RoomSettingsStore
+    equipment: EquipmentService
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -50,6 +53,7 @@ class Services:
         db = Database(settings.resolved_database_url)
         await db.create_all()
         events = EventLog(db)
+        library = EquipmentLibrary()
         hub = MediaHub(
             events,
             room_options=RoomOptions(
@@ -57,7 +61,11 @@ class Services:
                 max_message_bytes=settings.max_message_bytes,
             ),
             pipeline_options=PipelineOptions(
-                marker_family=settings.marker_family, marker_size_m=settings.marker_size_m
+                marker_family=settings.marker_family,
+                marker_size_m=settings.marker_size_m,
+                equipment_library=library,
+                detector_model=settings.detector_model,
+                detector_labels=settings.detector_labels,
             ),
             vision_workers=settings.vision_workers,
             vision_fps=settings.vision_fps,
@@ -78,7 +86,11 @@ class Services:
             loop_monitor=LoopMonitor(),
             markers=MarkerRegistry(db),
             room_settings=RoomSettingsStore(db),
+            equipment=EquipmentService(
+                EquipmentStore(db), library, settings.data_dir / "equipment"
+            ),
         )
+        await services.equipment.load()
         await services.refresh_markers()
         for record in await services.room_settings.all():
             hub.set_room_settings(record.room, RoomVision.from_dict(record.settings))

@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     marker_size_m: float = Field(default=0.10, gt=0)
     """Default printed marker side length in metres."""
 
+    detector_model: str | None = None
+    """An ONNX object detector run by the ``detector`` stage (see ``vision/detector.py``)."""
+
+    detector_labels: str | None = None
+    """Its labels file, one label a line."""
+
     max_message_bytes: int = Field(default=64 * 1024, ge=1024)
     """Largest signaling or data channel message accepted."""
 

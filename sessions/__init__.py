@@ -4,6 +4,7 @@ SQLAlchemy 2 async on SQLite (embedded, WAL) or PostgreSQL (asyncpg). Imports no
 """
 
 from sessions.db import Database, sqlite_url
+from sessions.equipment import EquipmentRecord, EquipmentStore
 from sessions.errors import NotFoundError, SessionsError, StorageError, UserExistsError
 from sessions.events import MAX_PAYLOAD_BYTES, EventLog, EventRecord, SessionRecord
 from sessions.markers import MarkerEntry, MarkerRecord, MarkerRegistry
@@ -13,6 +14,8 @@ from sessions.users import UserStore
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
+    "EquipmentRecord",
+    "EquipmentStore",
     "MarkerEntry",
     "MarkerRecord",
     "MarkerRegistry",
