@@ -5,6 +5,7 @@ the latest video frame. ``vision.synthetic`` (ground-truth scene rendering for t
 benchmarks) is imported explicitly, not re-exported here.
 """
 
+from vision.anchors import AnchorBook, AnchorStage
 from vision.detector import DetectorLoadError, OnnxDetector
 from vision.equipment import EquipmentError, EquipmentLibrary, EquipmentStage, ReferenceImageError
 from vision.ergonomics import ErgonomicsStage, RebaSettings, SessionErgonomics
@@ -31,6 +32,7 @@ from vision.results import (
 )
 from vision.safety import SafetyOptions, SafetyStage, Zone
 from vision.stages import FrameContext, MarkerStage, Stage
+from vision.tracking import CameraTracker, FrameState, TrackerOptions
 from vision.types import (
     CameraSource,
     FrameResult,
@@ -42,6 +44,11 @@ from vision.types import (
 )
 
 __all__ = [
+    "AnchorBook",
+    "AnchorStage",
+    "CameraTracker",
+    "FrameState",
+    "TrackerOptions",
     "ErgonomicsStage",
     "PoseEstimator",
     "PoseOptions",

@@ -73,9 +73,26 @@ def _safety(options: PipelineOptions) -> Stage:
     return SafetyStage(options.safety)
 
 
+def _tracking(options: PipelineOptions) -> Stage:
+    from vision.tracking import CameraTracker
+
+    book = options.anchor_book
+    return CameraTracker(options.tracker, sink=None if book is None else book.record)
+
+
+def _anchors(options: PipelineOptions) -> Stage:
+    from vision.anchors import AnchorStage
+
+    if options.anchor_book is None:
+        raise ValueError("the 'anchors' stage needs PipelineOptions.anchor_book (one per stream)")
+    return AnchorStage(options.anchor_book)
+
+
 def builtin_stages() -> dict[str, Callable[[PipelineOptions], Stage]]:
     return {
         "markers": _markers,
+        "tracking": _tracking,
+        "anchors": _anchors,
         "pose": _pose,
         "ergonomics": _ergonomics,
         "safety": _safety,
@@ -86,4 +103,4 @@ def builtin_stages() -> dict[str, Callable[[PipelineOptions], Stage]]:
 
 
 #: Stages that read what an earlier stage wrote: (stage, the stage it needs before it).
-REQUIRES = {"ergonomics": "pose", "safety": "pose"}
+REQUIRES = {"ergonomics": "pose", "safety": "pose", "anchors": "tracking"}

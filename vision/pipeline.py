@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from vision.anchors import AnchorBook
 from vision.catalog import REQUIRES, builtin_stages
 from vision.detector import OutputFormat
 from vision.equipment_library import EquipmentLibrary
@@ -26,6 +27,7 @@ from vision.errors import InvalidFrameError, VisionError
 from vision.pose import PoseOptions
 from vision.safety import SafetyOptions
 from vision.stages import FrameContext, Stage
+from vision.tracking import TrackerOptions
 from vision.types import CameraSource, FrameResult, Intrinsics, Telemetry
 
 __all__ = [
@@ -82,6 +84,13 @@ class PipelineOptions:
     detector_score_threshold: float = 0.5
     detector_nms_threshold: float = 0.45
     detector_output_format: OutputFormat = "yolo"
+
+    tracker: TrackerOptions = field(default_factory=TrackerOptions)
+    """Planar-tracking settings of the ``tracking`` stage."""
+
+    anchor_book: AnchorBook | None = None
+    """The stream's ink: ``tracking`` records frame states into it, ``anchors`` re-projects its
+    strokes into every analysed frame. One per video stream."""
 
     pose: PoseOptions = field(default_factory=PoseOptions)
     """Options of the ``pose`` stage (multi-person BlazePose, tracking mode)."""
