@@ -93,6 +93,8 @@ class HeadsetClient:
         self.source = source
         self.report = Report()
         self.strokes: list[dict[str, Any]] = []
+        self.anchors: dict[str, dict[str, Any]] = {}
+        """Where each stroke is fixed in the world (``frame``, ``xyz``), by stroke id."""
         self.last_overlay: dict[str, Any] | None = None
         self.joined: dict[str, Any] | None = None
         self.on_overlay: Callable[[dict[str, Any]], None] | None = None
@@ -258,6 +260,8 @@ class HeadsetClient:
             self.last_overlay = message
             if self.on_overlay is not None:
                 self.on_overlay(message)
+        elif label == "annotations" and kind == "anchor":
+            self.anchors[str(message["id"])] = message
         elif label == "annotations" and kind == "stroke":
             self.report.annotations_received += 1
             if message.get("t_sent_ms") is not None:

@@ -33,6 +33,7 @@ __all__ = [
     "DATA_CHANNELS",
     "PROTOCOL_VERSION",
     "AckMessage",
+    "AnchorMessage",
     "AnnotationMessage",
     "AnswerMessage",
     "ClientMessage",
@@ -264,7 +265,22 @@ class AckMessage(_Message):
     seq: int
 
 
-AnnotationMessage = Annotated[StrokeMessage | AckMessage, Field(discriminator="type")]
+class AnchorMessage(_Message):
+    """Server -> everyone: where stroke ``id`` is fixed in the world.
+
+    ``frame`` is "marker:<id>", "plane:<n>", "world" or "image" (not anchored: it stays where it
+    was drawn). ``xyz`` are the stroke's points in that frame, metres, for a headset that renders
+    ink natively; overlays carry its position on every later frame."""
+
+    type: Literal["anchor"] = "anchor"
+    id: str
+    frame: str
+    xyz: list[list[float]]
+
+
+AnnotationMessage = Annotated[
+    StrokeMessage | AckMessage | AnchorMessage, Field(discriminator="type")
+]
 
 _client_adapter: TypeAdapter[JoinMessage | OfferMessage | LeaveMessage | PingMessage] = TypeAdapter(
     ClientMessage

@@ -22,7 +22,7 @@ from sessions import (
     UserExistsError,
     UserStore,
 )
-from vision import EquipmentLibrary, PipelineOptions
+from vision import EquipmentLibrary, PipelineOptions, available_stages
 
 __all__ = ["DEMO_USERS", "Services"]
 
@@ -49,6 +49,12 @@ class Services:
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
+        unknown = sorted(set(settings.vision_stages) - set(available_stages()))
+        if unknown:
+            raise ValueError(
+                f"FIELDSIGHT_VISION_STAGES names unknown stage(s) {', '.join(unknown)}; "
+                f"available: {', '.join(available_stages())}"
+            )
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.resolved_database_url)
         await db.create_all()
@@ -61,6 +67,7 @@ class Services:
                 max_message_bytes=settings.max_message_bytes,
             ),
             pipeline_options=PipelineOptions(
+                stages=tuple(settings.vision_stages),
                 marker_family=settings.marker_family,
                 marker_size_m=settings.marker_size_m,
                 equipment_library=library,

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     vision_fps: float = Field(default=10.0, gt=0, le=60)
     """How many frames per second of a worker's video the vision pipeline analyses."""
 
+    vision_stages: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["markers", "tracking", "anchors"]
+    )
+    """Vision stages of rooms without settings of their own (see ``/api/vision/stages``)."""
+
     vision_workers: int = Field(default=2, ge=1, le=32)
     """Threads that run vision work for all rooms of this process."""
 
@@ -74,7 +79,7 @@ class Settings(BaseSettings):
     max_participants_per_room: int = Field(default=16, ge=2)
     """Participants one room accepts (one worker plus mentors and observers)."""
 
-    @field_validator("ice_servers", "ice_host_addresses", mode="before")
+    @field_validator("ice_servers", "ice_host_addresses", "vision_stages", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):

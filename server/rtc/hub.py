@@ -13,7 +13,7 @@ from server.rtc import clock, jitter
 from server.rtc.participant import Participant
 from server.rtc.room import Room, RoomOptions
 from sessions import EventLog
-from vision import Pipeline, PipelineOptions
+from vision import AnchorBook, Pipeline, PipelineOptions
 
 __all__ = ["MediaHub", "RoomVision"]
 
@@ -93,7 +93,9 @@ class MediaHub:
     def _new_pipeline(self, room: str = "") -> tuple[Pipeline, float]:
         sizes = {**self._pipeline_options.marker_sizes}
         sizes.update({marker_id: size for marker_id, (_, size) in self._marker_table.items()})
-        options = dataclasses.replace(self._pipeline_options, marker_sizes=sizes)
+        options = dataclasses.replace(
+            self._pipeline_options, marker_sizes=sizes, anchor_book=AnchorBook()
+        )
         fps = self._vision_fps
         custom = self._room_settings.get(room)
         if custom is not None:

@@ -16,6 +16,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from server.errors import RoomConflictError, RoomFullError
 from server.protocol import (
     AckMessage,
+    AnchorMessage,
     ErrorMessage,
     OverlayMessage,
     ParticipantJoinedMessage,
@@ -302,11 +303,18 @@ class Room:
                 participant.send(
                     "annotations", worker_payload if participant is self.worker else payload
                 )
+        payload_for_log = stroke.model_dump(exclude={"v", "type", "seq", "author"})
+        anchor = await self._anchor(stroke)
+        if anchor is not None:
+            payload_for_log["anchor"] = {"frame": anchor.frame, "xyz": anchor.xyz}
+            message = anchor.model_dump_json()
+            for participant in self.participants.values():
+                participant.send("annotations", message)
         try:
             record = await self._events.append(
                 self.session_id,
                 "ink",
-                stroke.model_dump(exclude={"v", "type", "seq", "author"}),
+                payload_for_log,
                 actor=author.username,
                 media_pts=stroke.pts,
             )
@@ -315,6 +323,24 @@ class Room:
             self._refuse(author, stroke, "not_recorded", "shown live, but the record failed")
             return
         author.send("annotations", AckMessage(id=stroke.id, seq=record.seq).model_dump_json())
+
+    async def _anchor(self, stroke: StrokeMessage) -> AnchorMessage | None:
+        """Lift the stroke off the image (in the vision pool: it is geometry, not loop work)."""
+        pipeline = self._pipeline
+        book = None if pipeline is None else pipeline.options.anchor_book
+        if book is None:
+            return None
+        points = [(float(u), float(v)) for u, v in stroke.points]
+        loop = asyncio.get_running_loop()
+        try:
+            anchor = await loop.run_in_executor(
+                self._executor, book.add_stroke, stroke.id, stroke.pts, points
+            )
+        except ValueError as exc:
+            logger.info("stroke %s not anchored: %s", stroke.id, exc)
+            return None
+        xyz = [[round(float(c), 5) for c in p] for p in anchor.points_xyz]
+        return AnchorMessage(id=stroke.id, frame=anchor.frame, xyz=xyz)
 
     @staticmethod
     def _refuse(author: Participant, stroke: StrokeMessage, code: str, message: str) -> None:

@@ -241,3 +241,36 @@ async def test_a_client_may_renegotiate(live_server: LiveServer, worker: Headset
         await eventually(lambda: worker.report.audio_peak > 2000, 15, "the new voice at the worker")
     finally:
         await mentor.aclose()
+
+
+async def test_ink_on_the_marker_is_anchored_to_it(
+    live_server: LiveServer, worker: HeadsetClient
+) -> None:
+    """A stroke drawn on the marker is fixed to the marker's frame: the headset gets the 3D
+    anchor, and later overlays carry the stroke where the (moving) marker now is."""
+    mentor = await viewer(live_server, decode_code=False)
+    try:
+        await eventually(lambda: mentor.channels_open and len(mentor.overlays) > 3, 15, "overlays")
+        overlay = next(o for o in reversed(mentor.overlays) if o["markers"])
+        corners = overlay["markers"][0]["corners"]
+        centre = [sum(c[0] for c in corners) / 4, sum(c[1] for c in corners) / 4]
+        points = [[centre[0] - 0.02, centre[1]], centre, [centre[0] + 0.02, centre[1]]]
+        sid = mentor.stroke(overlay["pts"], points)
+        await eventually(lambda: sid in worker.anchors, 10, "the anchor at the headset")
+        anchor = worker.anchors[sid]
+        assert anchor["frame"] == "marker:7" and len(anchor["xyz"]) == 3
+        assert all(abs(p[2]) < 0.01 for p in anchor["xyz"])  # on the marker's plane (z = 0)
+        await eventually(
+            lambda: any(a["id"] == sid and a["visible"] for o in mentor.overlays[-3:]
+                        for a in o["anchors"]), 10, "the anchored stroke in overlays",
+        )  # fmt: skip
+        latest = next(o for o in reversed(mentor.overlays) if o["anchors"] and o["markers"])
+        drawn = next(a for a in latest["anchors"] if a["id"] == sid)["uv"][1]
+        corners = latest["markers"][0]["corners"]
+        now = [sum(c[0] for c in corners) / 4, sum(c[1] for c in corners) / 4]
+        assert abs(drawn[0] - now[0]) < 0.01 and abs(drawn[1] - now[1]) < 0.01
+        events = await live_server.services.events.events(mentor.joined["session_id"])
+        ink = next(e for e in events if e.type == "ink")
+        assert ink.payload["anchor"]["frame"] == "marker:7"
+    finally:
+        await mentor.aclose()

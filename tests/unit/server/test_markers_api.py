@@ -69,7 +69,9 @@ def test_room_settings_choose_stages(client: TestClient) -> None:
     stages = client.get("/api/vision/stages", headers=worker).json()
     assert "markers" in stages
     default = client.get("/api/rooms/pump-7/settings", headers=worker).json()
-    assert default == {"room": "pump-7", "custom": False, "stages": ["markers"], "fps": 10.0}
+    assert default == {
+        "room": "pump-7", "custom": False, "stages": ["markers", "tracking", "anchors"], "fps": 10.0
+    }  # fmt: skip
     r = client.put("/api/rooms/pump-7/settings", json={"stages": ["markers"], "fps": 5},
                    headers=mentor)  # fmt: skip
     assert r.status_code == 200 and r.json()["fps"] == 5
