@@ -10,7 +10,9 @@ Scenarios, each against a fresh server process (clients in processes of their ow
    30 s window, and our figures over the naive ones per window (same run, same load);
 2. ramp: 1, 2, 3, ... sessions until overlay p95 passes 120 ms, mentors get fewer than 24 fps, or
    ``FIELDSIGHT_BENCH_MAX_SESSIONS`` (default 8); the naive baseline too;
-3. Chromium: the mentor page (``?debug=1``) against the headset: join -> first frame, latency.
+3. Chromium: the mentor page (``?debug=1``) against the headset: join -> first frame, latency;
+4. vision: the frame pipeline on one core, offline (``tests/bench/vision.py``, run as a child
+   process so its CPU pinning stays there); ``--no-vision`` skips it.
 
 Prints a table and writes ``bench-results/live-<timestamp>.json`` and ``bench-results/latest.json``.
 ``--quick`` is a ~1.5-minute smoke version. All traffic stays on 127.0.0.1; Chromium only runs
@@ -30,6 +32,7 @@ import asyncio
 import dataclasses
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -111,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "(FIELDSIGHT_BENCH_WAIT_QUIET; default 0)",
     )
     p.add_argument("--keep", action="store_true", help="keep server logs and raw samples")
+    p.add_argument("--no-vision", action="store_true", help="skip the offline vision part")
     p.add_argument("--out", type=Path, default=REPO / "bench-results", help="JSON directory")
     args = p.parse_args(argv)
     if not loopback_only():
@@ -125,7 +129,17 @@ def main(argv: list[str] | None = None) -> int:
     path = write_json(result, args.out, time.strftime("%Y%m%d-%H%M%S"))
     print(render(result))
     print(f"\nJSON: {path} (and {args.out / 'latest.json'}); took {result['wall_seconds']} s")
+    if not args.no_vision:
+        return _vision(args)
     return 0
+
+
+def _vision(args: argparse.Namespace) -> int:
+    """The offline vision benchmark (tests/bench/vision.py), in a child process of its own."""
+    _log("vision: the frame pipeline on one core")
+    command = [sys.executable, "-m", "tests.bench.vision", "--out", str(args.out)]
+    print(flush=True)
+    return subprocess.run(command + (["--quick"] if args.quick else []), cwd=REPO).returncode
 
 
 if __name__ == "__main__":
