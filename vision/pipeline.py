@@ -101,6 +101,10 @@ class PipelineOptions:
     safety: SafetyOptions = field(default_factory=SafetyOptions)
     """Zones of the ``safety`` stage."""
 
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming what is wrong, without building any stage."""
+        _check_options(self)
+
 
 StageFactory = Callable[[PipelineOptions], Stage]
 """Builds a stage from the pipeline options."""

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 from server.deps import AppServices, CurrentUser
 from server.rtc.hub import RoomVision
-from vision import available_stages
+from vision import PipelineOptions, available_stages
 
 router = APIRouter(prefix="/api/rooms", tags=["rooms"])
 
@@ -29,11 +29,19 @@ async def live_rooms(services: AppServices, _: CurrentUser) -> list[dict[str, An
     ]
 
 
+class ZoneBody(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    polygon: list[Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(
+        min_length=3, max_length=64, description="vertices in normalized image uv"
+    )
+
+
 class RoomSettingsBody(BaseModel):
     stages: list[str] = Field(
         max_length=16, description="vision stages, in order (GET /api/vision/stages lists them)"
     )
     fps: float | None = Field(default=None, gt=0, le=60, description="analysed frames a second")
+    safety_zones: list[ZoneBody] = Field(default_factory=list, max_length=32)
 
 
 @router.get("/{room}/settings")
@@ -59,7 +67,16 @@ async def put_room_settings(
             f"unknown or repeated stages {unknown or body.stages}; "
             f"available: {', '.join(available_stages())}",
         )
-    vision = RoomVision(stages=tuple(body.stages), fps=body.fps)
+    if body.safety_zones and "safety" not in body.stages:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "safety zones need the 'safety' stage (after 'pose') in stages",
+        )
+    try:
+        vision = RoomVision.from_dict(body.model_dump())
+        PipelineOptions(stages=vision.stages).validate()
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     await services.room_settings.put(room, vision.to_dict(), user.username)
     services.hub.set_room_settings(room, vision)
     live = services.hub.rooms.get(room)

@@ -13,7 +13,7 @@ from server.rtc import clock, jitter
 from server.rtc.participant import Participant
 from server.rtc.room import Room, RoomOptions
 from sessions import EventLog
-from vision import AnchorBook, Pipeline, PipelineOptions
+from vision import AnchorBook, Pipeline, PipelineOptions, SafetyOptions, Zone
 
 __all__ = ["MediaHub", "RoomVision"]
 
@@ -24,14 +24,29 @@ class RoomVision:
 
     stages: tuple[str, ...]
     fps: float | None = None
+    zones: tuple[Zone, ...] = ()
+    """Safety zones (image uv) checked by the ``safety`` stage."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RoomVision:
         fps = data.get("fps")
-        return cls(stages=tuple(data.get("stages", ())), fps=None if fps is None else float(fps))
+        zones = tuple(
+            Zone(name=z["name"], polygon=tuple((float(u), float(v)) for u, v in z["polygon"]))
+            for z in data.get("safety_zones", ())
+        )
+        return cls(
+            stages=tuple(data.get("stages", ())),
+            fps=None if fps is None else float(fps),
+            zones=zones,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stages": list(self.stages), "fps": self.fps}
+        return {
+            "stages": list(self.stages),
+            "fps": self.fps,
+            "safety_zones": [{"name": z.name, "polygon": [list(p) for p in z.polygon]}
+                             for z in self.zones],
+        }  # fmt: skip
 
 
 logger = logging.getLogger(__name__)
@@ -99,7 +114,9 @@ class MediaHub:
         fps = self._vision_fps
         custom = self._room_settings.get(room)
         if custom is not None:
-            options = dataclasses.replace(options, stages=custom.stages)
+            options = dataclasses.replace(
+                options, stages=custom.stages, safety=SafetyOptions(zones=custom.zones)
+            )
             fps = custom.fps or fps
         return Pipeline(options), fps
 

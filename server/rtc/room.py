@@ -79,6 +79,7 @@ class Room:
         self._telemetry: OrderedDict[int, TelemetryMessage] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self.last_overlay: OverlayMessage | None = None
+        self._in_zones: set[tuple[str, int]] = set()
 
     # --- membership --------------------------------------------------------------------------
 
@@ -242,10 +243,29 @@ class Room:
             t_analysed_ms=analysed_ms,
         )
         self.last_overlay = overlay
+        self._log_safety(result)
         payload = overlay.model_dump_json()
         worker_payload = self._for_worker(overlay, payload)
         for participant in self.participants.values():
             participant.send("overlay", worker_payload if participant is self.worker else payload)
+
+    def _log_safety(self, result: FrameResult) -> None:
+        """Log when a person enters or leaves a safety zone (transitions, not every frame)."""
+        now = {(event.zone, event.person_id) for event in result.events}
+        if now == self._in_zones:
+            return
+        changes = [("entered", pair) for pair in sorted(now - self._in_zones)]
+        changes += [("left", pair) for pair in sorted(self._in_zones - now)]
+        self._in_zones = now
+        for what, (zone, person) in changes:
+            self._spawn(
+                self._events.append(
+                    self.session_id,
+                    "safety",
+                    {"zone": zone, "person_id": person, "what": what},
+                    media_pts=result.pts,
+                )
+            )
 
     def _for_worker(self, message: OverlayMessage | StrokeMessage, payload: str) -> str:
         """The same message with pts on the worker's own timeline."""

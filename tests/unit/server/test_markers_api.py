@@ -88,3 +88,23 @@ def test_room_settings_choose_stages(client: TestClient) -> None:
                       headers=worker).status_code == 403  # fmt: skip
     assert client.put("/api/rooms/bad room/settings", json={"stages": []},
                       headers=mentor).status_code in (404, 422)  # fmt: skip
+
+
+def test_room_safety_zones(client: TestClient) -> None:
+    mentor = auth(client, "mentor")
+    zone = {"name": "press", "polygon": [[0.1, 0.1], [0.5, 0.1], [0.5, 0.6]]}
+    body = {"stages": ["pose", "safety"], "safety_zones": [zone]}
+    r = client.put("/api/rooms/pump-7/settings", json=body, headers=mentor)
+    assert r.status_code == 200, r.text
+    assert r.json()["safety_zones"] == [zone]
+    hub = client.app.state.services.hub  # type: ignore[attr-defined]
+    options = hub._new_pipeline("pump-7")[0].options
+    assert [z.name for z in options.safety.zones] == ["press"]
+    for bad, words in [
+        ({"stages": ["pose"], "safety_zones": [zone]}, "need the 'safety' stage"),
+        ({"stages": ["safety", "pose"], "safety_zones": [zone]}, "needs the 'pose' stage"),
+        ({"stages": ["pose", "safety"], "safety_zones": [{**zone, "polygon": [[0, 0], [1, 1]]}]},
+         "at least 3"),
+    ]:  # fmt: skip
+        r = client.put("/api/rooms/pump-7/settings", json=bad, headers=mentor)
+        assert r.status_code == 422 and words in r.text, r.text
