@@ -153,9 +153,9 @@ def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
 @pytest.fixture(autouse=True, scope="session")
 def _ice_on_loopback() -> None:
     """Peers in the test process offer 127.0.0.1 (aioice leaves loopback out by itself)."""
-    from server.rtc.hub import _pin_host_addresses
+    from server.rtc.hub import pin_host_addresses
 
-    _pin_host_addresses(("127.0.0.1",))
+    pin_host_addresses(("127.0.0.1",))
 
 
 def headset_for(server: LiveServer | ServerProcess, room: str = "pump-7") -> HeadsetClient:

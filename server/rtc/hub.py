@@ -15,7 +15,7 @@ from server.rtc.room import Room, RoomOptions
 from sessions import EventLog
 from vision import AnchorBook, Pipeline, PipelineOptions, SafetyOptions, Zone
 
-__all__ = ["MediaHub", "RoomVision"]
+__all__ = ["MediaHub", "RoomVision", "pin_host_addresses"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +68,7 @@ class MediaHub:
         clock.install()
         jitter.install()
         if ice_host_addresses:
-            _pin_host_addresses(ice_host_addresses)
+            pin_host_addresses(ice_host_addresses)
         self._events = events
         self._room_options = room_options
         self._pipeline_options = pipeline_options
@@ -181,7 +181,7 @@ class MediaHub:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _pin_host_addresses(addresses: tuple[str, ...]) -> None:
+def pin_host_addresses(addresses: tuple[str, ...]) -> None:
     """Offer only these addresses as ICE host candidates (e.g. the public interface)."""
     import aioice.ice
 

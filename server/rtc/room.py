@@ -78,7 +78,6 @@ class Room:
         # Telemetry is kept by the worker's own pts; frames carry room pts (see timeline.py).
         self._telemetry: OrderedDict[int, TelemetryMessage] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.last_overlay: OverlayMessage | None = None
         self._in_zones: set[tuple[str, int]] = set()
 
     # --- membership --------------------------------------------------------------------------
@@ -242,7 +241,6 @@ class Room:
             t_capture_ms=None if telemetry is None else telemetry.t_capture_ms,
             t_analysed_ms=analysed_ms,
         )
-        self.last_overlay = overlay
         self._log_safety(result)
         payload = overlay.model_dump_json()
         worker_payload = self._for_worker(overlay, payload)

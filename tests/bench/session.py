@@ -181,13 +181,6 @@ def _lateness(source: TimedSource) -> dict[str, float | None]:
     }
 
 
-def pin_loopback() -> None:
-    """Offer only 127.0.0.1 as ICE host candidate, in or out of a loopback-only namespace."""
-    import aioice.ice
-
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"] if use_ipv4 else []
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tests.bench.session", description=__doc__)
     p.add_argument("--server", required=True)
@@ -199,7 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stroke-interval", type=float, default=1.0)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    pin_loopback()
+    # Offer only 127.0.0.1 as ICE host candidate, in or out of a loopback-only namespace.
+    from server.rtc.hub import pin_host_addresses
+
+    pin_host_addresses(("127.0.0.1",))
     # The aiortc mentor receives like the server does (frames leave the jitter buffer on their
     # marker packet); Chromium, measured separately, is the real mentor.
     from server.rtc import jitter
