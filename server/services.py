@@ -22,7 +22,7 @@ from sessions import (
     UserExistsError,
     UserStore,
 )
-from vision import EquipmentLibrary, PipelineOptions, available_stages
+from vision import EquipmentLibrary, PipelineOptions, PoseOptions, available_stages
 
 __all__ = ["DEMO_USERS", "Services"]
 
@@ -73,6 +73,9 @@ class Services:
                 equipment_library=library,
                 detector_model=settings.detector_model,
                 detector_labels=settings.detector_labels,
+                pose=PoseOptions(
+                    model=settings.pose_model, landmark_every=settings.pose_landmark_every
+                ),
             ),
             vision_workers=settings.vision_workers,
             vision_fps=settings.vision_fps,

@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     vision_workers: int = Field(default=2, ge=1, le=32)
     """Threads that run vision work for all rooms of this process."""
 
+    pose_model: Literal["full", "lite"] = "full"
+    """Landmark model of the ``pose`` stage (``lite`` is ~1.5x faster, less precise)."""
+
+    pose_landmark_every: int = Field(default=1, ge=1, le=10)
+    """Run the pose landmark model on each person every N-th analysed frame; optical flow
+    carries the landmarks in between (2 halves the pose cost; see ``assets/pose/README.md``)."""
+
     marker_family: str = "aruco_4x4_50"
     """Fiducial family detected by the marker stage."""
 
