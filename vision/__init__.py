@@ -30,7 +30,7 @@ from vision.results import (
     PoseSource,
     SafetyEvent,
 )
-from vision.safety import SafetyOptions, SafetyStage, Zone
+from vision.safety import SafetyOptions, SafetyStage, WorldZone, Zone
 from vision.stages import FrameContext, MarkerStage, Stage
 from vision.tracking import CameraTracker, FrameState, TrackerOptions
 from vision.types import (
@@ -57,6 +57,7 @@ __all__ = [
     "SafetyOptions",
     "SafetyStage",
     "SessionErgonomics",
+    "WorldZone",
     "Zone",
     "DetectorLoadError",
     "EquipmentError",

@@ -1,10 +1,14 @@
 """Safety zones: a person's visible keypoints inside a polygon raise a :class:`SafetyEvent`.
 
-Zones are polygons in normalized image uv (a fixed camera, or a zone drawn on the live view).
-World-frame zones (a floor area fixed to a marker or the device's world) plug in through
-:class:`ZoneResolver`: on every frame it maps each zone to a uv polygon, e.g. by projecting a
-3D polygon with ``frame.camera_pose`` and ``frame.intrinsics``; :class:`ImageZones` is the
-identity resolver for uv zones.
+Zones are polygons in normalized image uv (a fixed camera, or a zone drawn on the live view), or
+in a world frame (:class:`WorldZone`: e.g. a floor area fixed to a marker, metres in the
+marker's frame, or in the device's own world). A :class:`ZoneResolver` maps every zone to a uv
+polygon on each frame: :class:`ImageZones` keeps uv zones as they are; :class:`WorldZones`
+projects world zones with the frame's camera pose (or the marker itself, when the zone's
+reference marker is in view), clipped at the camera's near plane. A world zone whose reference
+is not tracked on a frame is not checked on that frame (no event rather than a wrong one).
+World zones count the feet (ankles, heels, toes) unless they name their own keypoints: a
+person standing behind a floor zone is in the zone's image polygon only with the upper body.
 """
 
 from __future__ import annotations
@@ -16,13 +20,21 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from vision.geometry import invert_pose, pose_matrix
 from vision.results import Person, SafetyEvent
 from vision.stages import FrameContext
 
+FEET = (27, 28, 29, 30, 31, 32)
+"""BlazePose ankles, heels and foot tips: what a floor zone checks by default."""
+NEAR_M = 0.05
+
 __all__ = [
+    "FEET",
     "ImageZones",
     "SafetyOptions",
     "SafetyStage",
+    "WorldZone",
+    "WorldZones",
     "Zone",
     "ZoneResolver",
     "points_in_polygon",
@@ -48,11 +60,39 @@ class Zone:
             raise ValueError(f"zone {self.name!r} vertices must be finite (u, v) pairs")
 
 
+@dataclass(frozen=True, slots=True)
+class WorldZone:
+    """A named planar polygon in metres in a world frame.
+
+    ``reference`` names the frame like ``CameraPose.reference``: ``marker:<id>`` (the marker's
+    own frame: x right, y down the printed sheet, z out of it; a floor marker makes a floor
+    zone), ``device`` (the headset's world), ``rgbd``... Vertices are (x, y, z) points.
+    """
+
+    name: str
+    reference: str
+    polygon: tuple[tuple[float, float, float], ...]
+    keypoints: tuple[int, ...] = FEET
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("a safety zone needs a name")
+        if not self.reference:
+            raise ValueError(f"world zone {self.name!r} needs a reference frame, e.g. 'marker:7'")
+        if len(self.polygon) < 3:
+            raise ValueError(f"zone {self.name!r} needs >= 3 vertices, got {len(self.polygon)}")
+        if not all(len(p) == 3 and all(np.isfinite(p)) for p in self.polygon):
+            raise ValueError(f"zone {self.name!r} vertices must be finite (x, y, z) metres")
+        if max(abs(c) for p in self.polygon for c in p) > 1000:
+            raise ValueError(f"zone {self.name!r} vertices must lie within 1 km of the origin")
+
+
 @dataclass
 class SafetyOptions:
     """Zones checked on every frame, and what counts as a keypoint being there."""
 
     zones: tuple[Zone, ...] = ()
+    world_zones: tuple[WorldZone, ...] = ()
     min_visibility: float = 0.5
     """Landmarks less visible than this are ignored."""
     min_keypoints: int = 1
@@ -119,17 +159,71 @@ class ImageZones:
         return self.zones
 
 
+def _clip_near(points: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """The polygon (camera coordinates) cut at z = NEAR_M (Sutherland-Hodgman, one plane)."""
+    out: list[npt.NDArray[np.float64]] = []
+    for i, cur in enumerate(points):
+        prev = points[i - 1]
+        cur_in, prev_in = cur[2] >= NEAR_M, prev[2] >= NEAR_M
+        if cur_in != prev_in:
+            t = (NEAR_M - prev[2]) / (cur[2] - prev[2])
+            out.append(prev + t * (cur - prev))
+        if cur_in:
+            out.append(cur)
+    return np.asarray(out, np.float64).reshape(-1, 3)
+
+
+class WorldZones:
+    """Image zones as they are, plus world zones projected with each frame's camera."""
+
+    def __init__(self, zones: Sequence[Zone], world_zones: Sequence[WorldZone]) -> None:
+        self.zones = tuple(zones)
+        self.world_zones = tuple(world_zones)
+
+    def zones_for(self, frame: FrameContext) -> Sequence[Zone]:
+        out = list(self.zones)
+        for zone in self.world_zones:
+            camera_from_zone = self._camera_from(zone.reference, frame)
+            if camera_from_zone is None:
+                continue
+            local = np.asarray(zone.polygon, np.float64)
+            cam = _clip_near(local @ camera_from_zone[:3, :3].T + camera_from_zone[:3, 3])
+            if len(cam) < 3:
+                continue  # behind the camera
+            k = frame.intrinsics
+            u = (k.fx * cam[:, 0] / cam[:, 2] + k.cx) / frame.width
+            v = (k.fy * cam[:, 1] / cam[:, 2] + k.cy) / frame.height
+            uv = tuple((float(a), float(b)) for a, b in zip(u, v, strict=True))
+            out.append(Zone(zone.name, uv, zone.keypoints))
+        return out
+
+    @staticmethod
+    def _camera_from(reference: str, frame: FrameContext) -> npt.NDArray[np.float64] | None:
+        if reference.startswith("marker:"):
+            for marker in frame.markers:
+                if reference == f"marker:{marker.id}":
+                    return marker.camera_from_marker()
+        pose = frame.camera_pose
+        if pose is not None and pose.reference == reference:
+            return invert_pose(pose_matrix(pose.world_from_camera))
+        return None
+
+
 class SafetyStage:
     """Appends zone events to ``frame.events`` (run after the pose stage)."""
 
     def __init__(self, options: SafetyOptions, resolver: ZoneResolver | None = None) -> None:
-        names = [z.name for z in options.zones]
+        names = [z.name for z in options.zones] + [z.name for z in options.world_zones]
         if len(set(names)) != len(names):
             raise ValueError(f"safety zone names must be unique, got {names}")
         self.options = options
-        self.resolver: ZoneResolver = (
-            resolver if resolver is not None else ImageZones(options.zones)
-        )
+        if resolver is None:
+            resolver = (
+                WorldZones(options.zones, options.world_zones)
+                if options.world_zones
+                else ImageZones(options.zones)
+            )
+        self.resolver: ZoneResolver = resolver
 
     def run(self, frame: FrameContext) -> None:
         zones = self.resolver.zones_for(frame)

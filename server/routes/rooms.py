@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from server.deps import AppServices, CurrentUser
 from server.rtc.hub import RoomVision
@@ -30,10 +30,36 @@ async def live_rooms(services: AppServices, _: CurrentUser) -> list[dict[str, An
 
 
 class ZoneBody(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     name: str = Field(min_length=1, max_length=64)
-    polygon: list[Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(
-        min_length=3, max_length=64, description="vertices in normalized image uv"
+    polygon: list[Annotated[list[float], Field(min_length=2, max_length=3)]] = Field(
+        min_length=3,
+        max_length=64,
+        description="vertices: (u, v) in normalized image uv, or (x, y, z) metres in the "
+        "frame `reference` names",
     )
+    reference: str | None = Field(
+        default=None,
+        pattern=r"^(marker:\d{1,6}|device|rgbd|plane:\d{1,6})$",
+        description="a world zone's frame, e.g. 'marker:7' (a floor marker); none = image zone",
+    )
+    keypoints: list[Annotated[int, Field(ge=0, le=32)]] | None = Field(
+        default=None,
+        max_length=33,
+        description="landmarks that count (default: all for image zones, feet for world zones)",
+    )
+
+    @model_validator(mode="after")
+    def _dimensions(self) -> ZoneBody:
+        want = 2 if self.reference is None else 3
+        if any(len(p) != want for p in self.polygon):
+            raise ValueError(
+                "image zone vertices are (u, v) pairs"
+                if want == 2
+                else "world zone vertices are (x, y, z) metres"
+            )
+        return self
 
 
 class RoomSettingsBody(BaseModel):

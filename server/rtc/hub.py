@@ -13,7 +13,7 @@ from server.rtc import clock, jitter
 from server.rtc.participant import Participant
 from server.rtc.room import Room, RoomOptions
 from sessions import EventLog
-from vision import AnchorBook, Pipeline, PipelineOptions, SafetyOptions, Zone
+from vision import AnchorBook, Pipeline, PipelineOptions, SafetyOptions, WorldZone, Zone
 
 __all__ = ["MediaHub", "RoomVision", "pin_host_addresses"]
 
@@ -24,16 +24,13 @@ class RoomVision:
 
     stages: tuple[str, ...]
     fps: float | None = None
-    zones: tuple[Zone, ...] = ()
-    """Safety zones (image uv) checked by the ``safety`` stage."""
+    zones: tuple[Zone | WorldZone, ...] = ()
+    """Safety zones (image uv or world) checked by the ``safety`` stage."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RoomVision:
         fps = data.get("fps")
-        zones = tuple(
-            Zone(name=z["name"], polygon=tuple((float(u), float(v)) for u, v in z["polygon"]))
-            for z in data.get("safety_zones", ())
-        )
+        zones = tuple(_zone(z) for z in data.get("safety_zones", ()))
         return cls(
             stages=tuple(data.get("stages", ())),
             fps=None if fps is None else float(fps),
@@ -44,9 +41,36 @@ class RoomVision:
         return {
             "stages": list(self.stages),
             "fps": self.fps,
-            "safety_zones": [{"name": z.name, "polygon": [list(p) for p in z.polygon]}
-                             for z in self.zones],
-        }  # fmt: skip
+            "safety_zones": [_zone_dict(z) for z in self.zones],
+        }
+
+    @property
+    def safety(self) -> SafetyOptions:
+        return SafetyOptions(
+            zones=tuple(z for z in self.zones if isinstance(z, Zone)),
+            world_zones=tuple(z for z in self.zones if isinstance(z, WorldZone)),
+        )
+
+
+def _zone(data: dict[str, Any]) -> Zone | WorldZone:
+    keypoints = data.get("keypoints")
+    polygon = [tuple(float(c) for c in p) for p in data["polygon"]]
+    if data.get("reference") is None:
+        uv = tuple((p[0], p[1]) for p in polygon)
+        return Zone(data["name"], uv, tuple(keypoints or ()))
+    xyz = tuple((p[0], p[1], p[2]) for p in polygon)
+    if keypoints:
+        return WorldZone(data["name"], data["reference"], xyz, tuple(keypoints))
+    return WorldZone(data["name"], data["reference"], xyz)
+
+
+def _zone_dict(zone: Zone | WorldZone) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": zone.name, "polygon": [list(p) for p in zone.polygon]}
+    if isinstance(zone, WorldZone):
+        out["reference"] = zone.reference
+    if zone.keypoints:
+        out["keypoints"] = list(zone.keypoints)
+    return out
 
 
 logger = logging.getLogger(__name__)
@@ -114,9 +138,7 @@ class MediaHub:
         fps = self._vision_fps
         custom = self._room_settings.get(room)
         if custom is not None:
-            options = dataclasses.replace(
-                options, stages=custom.stages, safety=SafetyOptions(zones=custom.zones)
-            )
+            options = dataclasses.replace(options, stages=custom.stages, safety=custom.safety)
             fps = custom.fps or fps
         return Pipeline(options), fps
 

@@ -108,3 +108,34 @@ def test_room_safety_zones(client: TestClient) -> None:
     ]:  # fmt: skip
         r = client.put("/api/rooms/pump-7/settings", json=bad, headers=mentor)
         assert r.status_code == 422 and words in r.text, r.text
+
+
+def test_room_world_safety_zones(client: TestClient) -> None:
+    mentor = auth(client, "mentor")
+    lane = {
+        "name": "forklift lane",
+        "reference": "marker:7",
+        "polygon": [[0, 0, 0], [2, 0, 0], [2, 1, 0], [0, 1, 0]],
+    }
+    hands = {"name": "press", "polygon": [[0.1, 0.1], [0.5, 0.1], [0.5, 0.6]], "keypoints": [15]}
+    body = {"stages": ["markers", "pose", "safety"], "safety_zones": [lane, hands]}
+    r = client.put("/api/rooms/pump-8/settings", json=body, headers=mentor)
+    assert r.status_code == 200, r.text
+    effective = [{**lane, "keypoints": [27, 28, 29, 30, 31, 32]}, hands]  # feet by default
+    assert r.json()["safety_zones"] == effective
+    stored = client.get("/api/rooms/pump-8/settings", headers=mentor).json()
+    assert stored["safety_zones"] == effective
+    hub = client.app.state.services.hub  # type: ignore[attr-defined]
+    safety = hub._new_pipeline("pump-8")[0].options.safety
+    assert [z.name for z in safety.world_zones] == ["forklift lane"]
+    assert [(z.name, z.keypoints) for z in safety.zones] == [("press", (15,))]
+    for bad, words in [
+        ({**lane, "polygon": [[0, 0], [1, 0], [1, 1]]}, "(x, y, z) metres"),
+        ({**hands, "polygon": [[0, 0, 0], [1, 0, 0], [1, 1, 0]]}, "(u, v) pairs"),
+        ({**lane, "reference": "../../etc"}, "pattern"),
+        ({**lane, "polygon": [[0, 0, 0], [1e9, 0, 0], [1, 1, 0]]}, "within 1 km"),
+        ({**hands, "keypoints": [40]}, "less than or equal to 32"),
+    ]:
+        body = {"stages": ["markers", "pose", "safety"], "safety_zones": [bad]}
+        r = client.put("/api/rooms/pump-8/settings", json=body, headers=mentor)
+        assert r.status_code == 422 and words in r.text, r.text
