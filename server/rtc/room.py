@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -33,7 +34,14 @@ from server.rtc.timeline import RoomTimeline, ShiftedTrack
 from server.rtc.tracks import AudioMix
 from server.rtc.vision_tap import VisionTap
 from sessions import EventLog
-from vision import FrameResult, Intrinsics, Pipeline, Telemetry, VisionError
+from vision import (
+    FrameResult,
+    Intrinsics,
+    Pipeline,
+    SessionErgonomics,
+    Telemetry,
+    VisionError,
+)
 
 __all__ = ["Room", "RoomOptions"]
 
@@ -46,6 +54,8 @@ TELEMETRY_KEEP = 300  # ~10 s of frames at 30 fps
 class RoomOptions:
     max_participants: int = 16
     max_message_bytes: int = 64 * 1024
+    summary_interval_s: float = 10.0
+    """How often the room logs a ``vision_summary`` event (ergonomic risk over that window)."""
 
 
 class Room:
@@ -79,6 +89,12 @@ class Room:
         self._telemetry: OrderedDict[int, TelemetryMessage] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_zones: set[tuple[str, int]] = set()
+        # Ergonomic risk, time-weighted: over the whole session and over the current window.
+        self._ergonomics = SessionErgonomics()
+        self._window = SessionErgonomics()
+        self._window_start_pts: int | None = None
+        self._last_result_pts: int | None = None
+        self._window_opened = time.monotonic()
 
     # --- membership --------------------------------------------------------------------------
 
@@ -181,12 +197,15 @@ class Room:
         )
 
     async def _stop_worker_video(self) -> None:
+        had_video = self._worker_video is not None
         self._worker_video = None
         for viewer in self.participants.values():
             if viewer.video_slot is not None:
                 viewer.video_slot.attach(None)
         await self._stop_vision()
         self._telemetry.clear()
+        if had_video:
+            await self._log_session_ergonomics()
 
     @property
     def latest_pts(self) -> int | None:
@@ -242,10 +261,60 @@ class Room:
             t_analysed_ms=analysed_ms,
         )
         self._log_safety(result)
+        self._add_ergonomics(result)
         payload = overlay.model_dump_json()
         worker_payload = self._for_worker(overlay, payload)
         for participant in self.participants.values():
             participant.send("overlay", worker_payload if participant is self.worker else payload)
+
+    def _add_ergonomics(self, result: FrameResult) -> None:
+        """Feed the session's risk aggregate; log a ``vision_summary`` every window."""
+        last, self._last_result_pts = self._last_result_pts, result.pts
+        if last is None or not 0 < result.pts - last <= 90_000:
+            seconds = 0.1  # first frame, or after a gap: a nominal analysis interval
+        else:
+            seconds = (result.pts - last) / 90_000
+        for person in result.persons:
+            if person.risk is not None:
+                self._ergonomics.add(person.id, person.risk, seconds)
+                self._window.add(person.id, person.risk, seconds)
+        if self._window_start_pts is None:
+            self._window_start_pts = result.pts
+        if time.monotonic() - self._window_opened >= self._options.summary_interval_s:
+            self._flush_window(result.pts)
+
+    def _flush_window(self, pts: int | None) -> None:
+        window, start = self._window, self._window_start_pts
+        self._window, self._window_start_pts = SessionErgonomics(), None
+        self._window_opened = time.monotonic()
+        summary = window.summary()
+        if summary.seconds <= 0 or start is None:
+            return
+        payload = {
+            "kind": "ergonomics",
+            "from_pts": start,
+            "ergonomics": summary.to_dict(),
+            "persons": {str(k): v.to_dict() for k, v in window.per_person().items()},
+        }
+        self._spawn(self._events.append(self.session_id, "vision_summary", payload, media_pts=pts))
+
+    async def _log_session_ergonomics(self) -> None:
+        """The whole session so far (logged when the worker's video ends)."""
+        self._flush_window(self._last_result_pts)
+        total = self._ergonomics.summary()
+        if total.seconds <= 0:
+            return
+        payload = {
+            "kind": "ergonomics_session",
+            "ergonomics": total.to_dict(),
+            "persons": {str(k): v.to_dict() for k, v in self._ergonomics.per_person().items()},
+        }
+        try:
+            await self._events.append(
+                self.session_id, "vision_summary", payload, media_pts=self._last_result_pts
+            )
+        except Exception:
+            logger.exception("could not log the session's ergonomics summary")
 
     def _log_safety(self, result: FrameResult) -> None:
         """Log when a person enters or leaves a safety zone (transitions, not every frame)."""

@@ -76,3 +76,17 @@ async def test_pose_risk_and_safety_zone_live(live_server: LiveServer, tmp_path:
                                     "what": "entered"}  # fmt: skip
     finally:
         await client.aclose()
+    # The worker left: the session's ergonomic risk is logged (time-weighted, per person).
+    deadline = time.monotonic() + 10
+    while True:
+        events = await live_server.services.events.events(session_id)
+        summaries = [e.payload for e in events if e.type == "vision_summary"]
+        if any(s["kind"] == "ergonomics_session" for s in summaries):
+            break
+        assert time.monotonic() < deadline, f"no session ergonomics summary in {summaries}"
+        await asyncio.sleep(0.1)
+    (total,) = [s for s in summaries if s["kind"] == "ergonomics_session"]
+    ergonomics = total["ergonomics"]
+    assert ergonomics["seconds"] > 0 and 1 <= ergonomics["max"] <= 15
+    assert abs(sum(ergonomics["share"].values()) - 1.0) < 1e-3
+    assert str(person["id"]) in total["persons"]
