@@ -31,7 +31,14 @@ def _parser() -> argparse.ArgumentParser:
         help="password (or set FIELDSIGHT_PASSWORD)",
     )
     p.add_argument("--room", default="pump-7")
-    p.add_argument("--source", default="synthetic", help="synthetic | file:PATH | webcam:N")
+    p.add_argument(
+        "--source",
+        default="synthetic",
+        help="synthetic | file:PATH | rgbd:FOLDER (TUM RGB-D layout) | webcam:N",
+    )
+    p.add_argument(
+        "--depth-fps", type=float, default=5.0, help="depth images a second (rgbd sources)"
+    )
     p.add_argument("--duration", type=float, default=None, help="stop after SECONDS")
     p.add_argument("--report", type=Path, default=None, help="write measurements as JSON here")
     p.add_argument("--hfov", type=float, default=60.0, help="camera horizontal field of view, deg")
@@ -60,6 +67,7 @@ async def _run(args: argparse.Namespace) -> int:
             room=args.room,
             hfov_deg=args.hfov,
             host_addresses=args.ice_host,
+            depth_fps=args.depth_fps,
         ),
         source,
     )

@@ -26,6 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from headset_client import rtp
 from headset_client.report import Report
+from headset_client.rgbd import pack_depth
 from headset_client.sources import Source
 
 __all__ = ["HeadsetClient", "HeadsetOptions", "JoinRefused"]
@@ -54,6 +55,8 @@ class HeadsetOptions:
     host_addresses: list[str] | None = None
     """Addresses to offer as ICE host candidates. None: loopback when the server is on this
     machine (127.0.0.1, ::1, localhost), else every interface."""
+    depth_fps: float = 5.0
+    """Most depth images a second sent with an RGB-D source (0: none)."""
 
 
 class _TappedVideo(MediaStreamTrack):
@@ -100,6 +103,7 @@ class HeadsetClient:
         self.on_overlay: Callable[[dict[str, Any]], None] | None = None
         self.on_stroke: Callable[[dict[str, Any]], None] | None = None
         self._sent: OrderedDict[int, float] = OrderedDict()
+        self._last_depth = 0.0
         self._pc: RTCPeerConnection | None = None
         self._ws: ClientConnection | None = None
         self._channels: dict[str, RTCDataChannel] = {}
@@ -210,7 +214,7 @@ class HeadsetClient:
             self.report.first_frame_ms = now_ms
         channel = self._channels.get("telemetry")
         if channel is not None and channel.readyState == "open":
-            fx = frame.width / (2 * _tan_half(self.options.hfov_deg))
+            intrinsics = self._intrinsics(frame.width, frame.height)
             channel.send(
                 json.dumps(
                     {
@@ -218,17 +222,39 @@ class HeadsetClient:
                         "type": "telemetry",
                         "pts": pts,
                         "t_capture_ms": now_ms,
-                        "intrinsics": {
-                            "fx": fx,
-                            "fy": fx,
-                            "cx": frame.width / 2,
-                            "cy": frame.height / 2,
-                            "width": frame.width,
-                            "height": frame.height,
-                        },
+                        "intrinsics": intrinsics,
                     }
                 )
             )
+            self._send_depth(channel, pts)
+
+    def _intrinsics(self, width: int, height: int) -> dict[str, Any]:
+        known = self.source.intrinsics
+        if known is not None:
+            sx, sy = width / known["width"], height / known["height"]
+            return {
+                "fx": known["fx"] * sx,
+                "fy": known["fy"] * sy,
+                "cx": known["cx"] * sx,
+                "cy": known["cy"] * sy,
+                "width": width,
+                "height": height,
+            }
+        fx = width / (2 * _tan_half(self.options.hfov_deg))
+        return {"fx": fx, "fy": fx, "cx": width / 2, "cy": height / 2, "width": width,
+                "height": height}  # fmt: skip
+
+    def _send_depth(self, channel: RTCDataChannel, pts: int) -> None:
+        depth_for, fps = self.source.depth_for, self.options.depth_fps
+        if depth_for is None or fps <= 0:
+            return
+        depth = depth_for(pts)
+        now = time.monotonic()
+        if depth is None or now - self._last_depth < 1.0 / fps:
+            return
+        self._last_depth = now
+        channel.send(pack_depth(pts, depth))
+        self.report.depth_sent += 1
 
     async def _hear(self, track: MediaStreamTrack) -> None:
         try:

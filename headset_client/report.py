@@ -25,6 +25,7 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
 @dataclass
 class Report:
     frames_sent: int = 0
+    depth_sent: int = 0
     overlays_received: int = 0
     overlays_unmatched: int = 0
     markers_seen: int = 0
@@ -38,6 +39,7 @@ class Report:
     def to_dict(self, **extra: Any) -> dict[str, Any]:
         return {
             "frames_sent": self.frames_sent,
+            "depth_sent": self.depth_sent,
             "overlays_received": self.overlays_received,
             "overlays_unmatched": self.overlays_unmatched,
             "markers_seen": self.markers_seen,

@@ -3,7 +3,8 @@
 ``synthetic`` draws, at 640x480@30, a frame counter into the pixels (a 16-bit code strip a page or
 a test can read back after compression) and an ArUco marker (4x4_50, id 7) moving in a circle over
 a textured background, so detection and latency can be checked end to end. ``file:PATH`` plays a
-video file (with its audio), ``webcam:N`` opens ``/dev/videoN``.
+video file (with its audio), ``rgbd:FOLDER`` an RGB-D sequence (colour as video, depth on the
+telemetry channel; see :mod:`headset_client.rgbd`), ``webcam:N`` opens ``/dev/videoN``.
 """
 
 from __future__ import annotations
@@ -12,13 +13,17 @@ import asyncio
 import fractions
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import av
 import cv2
 import numpy as np
 from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from headset_client.rgbd import DepthImage, RgbdSequence, RgbdTrack
 
 __all__ = [
     "CODE_BITS",
@@ -42,6 +47,10 @@ class Source:
     audio: MediaStreamTrack | None
     description: str
     hfov_deg: float = 60.0
+    intrinsics: dict[str, Any] | None = None
+    """Calibrated camera (fx, fy, cx, cy, width, height) when the source knows it."""
+    depth_for: Callable[[int], DepthImage | None] | None = None
+    """The depth image of the frame sent with this pts, for RGB-D sources."""
 
     def stop(self) -> None:
         for track in (self.video, self.audio):
@@ -231,13 +240,23 @@ class _FileTrack(MediaStreamTrack):
 
 
 def open_source(spec: str) -> Source:
-    """``synthetic``, ``file:PATH`` or ``webcam:N``."""
+    """``synthetic``, ``file:PATH``, ``rgbd:FOLDER`` (TUM RGB-D layout) or ``webcam:N``."""
     if spec == "synthetic":
         return Source(video=SyntheticVideoTrack(), audio=None, description="synthetic 640x480@30")
     if spec.startswith("file:"):
         path = spec[len("file:") :]
         playback = FilePlayback(path)
         return Source(video=playback.video, audio=playback.audio, description=f"file {path}")
+    if spec.startswith("rgbd:"):
+        folder = spec[len("rgbd:") :]
+        track = RgbdTrack(RgbdSequence(folder))
+        return Source(
+            video=track,
+            audio=None,
+            description=f"rgbd {folder}",
+            intrinsics=dict(track.sequence.camera),
+            depth_for=track.depth_for,
+        )
     if spec.startswith("webcam:"):
         device = spec[len("webcam:") :]
         path = device if device.startswith("/") else f"/dev/video{int(device)}"
@@ -248,4 +267,4 @@ def open_source(spec: str) -> Source:
         except (av.FFmpegError, OSError) as exc:
             raise ValueError(f"cannot open webcam {path!r}: {exc}") from None
         return Source(video=player.video, audio=player.audio, description=f"webcam {path}")
-    raise ValueError(f"unknown source {spec!r}: use synthetic, file:PATH or webcam:N")
+    raise ValueError(f"unknown source {spec!r}: use synthetic, file:PATH, rgbd:FOLDER or webcam:N")

@@ -31,6 +31,7 @@ from server.errors import FieldsightError
 
 __all__ = [
     "DATA_CHANNELS",
+    "DEPTH_MAGIC",
     "PROTOCOL_VERSION",
     "AckMessage",
     "AnchorMessage",
@@ -38,6 +39,7 @@ __all__ = [
     "AnswerMessage",
     "ClientMessage",
     "CloseCode",
+    "DepthHeader",
     "ErrorMessage",
     "JoinMessage",
     "JoinedMessage",
@@ -53,8 +55,10 @@ __all__ = [
     "ServerMessage",
     "StrokeMessage",
     "TelemetryMessage",
+    "pack_depth",
     "parse_annotation",
     "parse_client_message",
+    "parse_depth",
     "parse_telemetry",
 ]
 
@@ -218,6 +222,55 @@ class TelemetryMessage(_Message):
     head_pose: list[float] | None = Field(default=None, min_length=16, max_length=16)
     """World-from-camera 4x4 pose, row-major, metres."""
     intrinsics: IntrinsicsModel | None = None
+
+
+DEPTH_MAGIC = b"FSD1"
+"""First bytes of a binary depth message on the ``telemetry`` channel."""
+
+
+class DepthHeader(_Message):
+    """Headset -> server, binary on the ``telemetry`` channel: the depth image of frame ``pts``.
+
+    Framing: ``DEPTH_MAGIC``, the header's length (uint32, big-endian), this header as UTF-8
+    JSON, then the image: a 16-bit single-channel PNG whose values times ``scale_m`` are metres
+    (0 = no depth), registered to the colour camera (same viewpoint, any resolution).
+    """
+
+    type: Literal["depth"] = "depth"
+    pts: Pts
+    format: Literal["png16"] = "png16"
+    scale_m: float = Field(default=0.001, gt=0, le=0.01)
+    """Metres per depth unit (0.001: millimetres; TUM RGB-D: 0.0002)."""
+    intrinsics: IntrinsicsModel | None = None
+    """Of the depth image; default: the colour camera's, scaled to the depth image's size."""
+
+
+def pack_depth(header: DepthHeader, image: bytes) -> bytes:
+    """The binary message for ``header`` and a 16-bit PNG (what a headset sends)."""
+    head = header.model_dump_json().encode()
+    return DEPTH_MAGIC + len(head).to_bytes(4, "big") + head + image
+
+
+def parse_depth(raw: bytes, limit: int) -> tuple[DepthHeader, bytes]:
+    """Split a binary depth message into its header and image bytes (not decoded here)."""
+    if len(raw) > limit:
+        raise ProtocolError(
+            "too_large", f"depth message of {len(raw)} bytes exceeds the {limit} limit"
+        )
+    if raw[:4] != DEPTH_MAGIC or len(raw) < 8:
+        raise ProtocolError("bad_message", "a binary telemetry message must be a depth message")
+    size = int.from_bytes(raw[4:8], "big")
+    if size > min(len(raw) - 8, 4096):
+        raise ProtocolError("bad_message", "depth message header length is out of bounds")
+    data = _check_envelope(raw[8 : 8 + size], 4096)
+    try:
+        header = DepthHeader.model_validate(data)
+    except ValidationError as exc:
+        raise ProtocolError("invalid", f"invalid depth header: {_describe(exc)}") from None
+    image = raw[8 + size :]
+    if not image:
+        raise ProtocolError("invalid", "depth message carries no image")
+    return header, image
 
 
 class OverlayMessage(_Message):

@@ -9,8 +9,10 @@ from server.protocol import (
     OfferMessage,
     ProtocolError,
     StrokeMessage,
+    pack_depth,
     parse_annotation,
     parse_client_message,
+    parse_depth,
     parse_telemetry,
 )
 
@@ -121,3 +123,45 @@ def test_telemetry_refuses_non_finite_numbers(bad: str) -> None:
     raw = f'{{"type":"telemetry","pts":1,"intrinsics":{intrinsics}}}'
     with pytest.raises(ProtocolError):
         parse_telemetry(raw)
+
+
+# --- depth images on the telemetry channel ---------------------------------------------------
+
+
+def test_depth_message_roundtrip_and_headset_framing_agree() -> None:
+    from headset_client.rgbd import DepthImage
+    from headset_client.rgbd import pack_depth as headset_pack
+
+    png = b"\x89PNG\r\n\x1a\n" + b"x" * 100
+    raw = headset_pack(123_000, DepthImage(png, 0.0002))
+    header, image = parse_depth(raw, 256 * 1024)
+    assert (header.pts, header.scale_m, header.format, image) == (123_000, 0.0002, "png16", png)
+    again = pack_depth(header, image)
+    assert parse_depth(again, 256 * 1024) == (header, image)
+
+
+def framed(header: bytes, image: bytes = b"png") -> bytes:
+    return b"FSD1" + len(header).to_bytes(4, "big") + header + image
+
+
+OK_HEADER = b'{"type":"depth","pts":1}'
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "words"),
+    [
+        (b"garbage", "bad_message", "must be a depth message"),
+        (b"FSD1" + (10**6).to_bytes(4, "big") + b"{}", "bad_message", "out of bounds"),
+        (framed(b"[]"), "bad_message", "JSON object"),
+        (framed(b"{nope"), "bad_json", "not valid JSON"),
+        (framed(OK_HEADER, b""), "invalid", "no image"),
+        (framed(b'{"type":"depth","pts":1,"x":1}'), "invalid", "depth header"),
+        (framed(b'{"type":"depth","pts":1,"scale_m":5}'), "invalid", "scale_m"),
+        (framed(b'{"type":"depth","pts":1,"v":9}'), "unsupported_version", "version"),
+        (framed(OK_HEADER, b"x" * 300_000), "too_large", "limit"),
+    ],
+)
+def test_bad_depth_messages_name_the_problem(raw: bytes, code: str, words: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_depth(raw, 256 * 1024)
+    assert info.value.code == code and words in info.value.message, info.value.message
