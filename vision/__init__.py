@@ -2,15 +2,23 @@
 
 No asyncio and no web imports: the server runs :meth:`Pipeline.process` in a thread executor on
 the latest video frame. ``vision.synthetic`` (ground-truth scene rendering for tests and
-benchmarks) is imported explicitly, not re-exported here.
+benchmarks) and ``vision.synthetic_rgbd`` (a rendered RGB-D room) are imported explicitly, not
+re-exported here. Open3D (the ``rgbd`` stage, the digital twin) is imported only when used.
 """
 
 from vision.anchors import AnchorBook, AnchorStage
 from vision.detector import DetectorLoadError, OnnxDetector
 from vision.equipment import EquipmentError, EquipmentLibrary, EquipmentStage, ReferenceImageError
 from vision.ergonomics import ErgonomicsStage, RebaSettings, SessionErgonomics
-from vision.errors import InvalidFrameError, InvalidIntrinsicsError, VisionError
-from vision.markers import MARKER_FAMILIES, MarkerDetector
+from vision.errors import (
+    DepthError,
+    InvalidFrameError,
+    InvalidIntrinsicsError,
+    Open3DUnavailableError,
+    VisionError,
+)
+from vision.markers import MARKER_FAMILIES, MarkerDetector, MarkerTracker, MarkerTracking
+from vision.odometry import RgbdOdometry, RgbdOptions, RgbdStage
 from vision.pipeline import (
     Pipeline,
     PipelineOptions,
@@ -30,9 +38,11 @@ from vision.results import (
     PoseSource,
     SafetyEvent,
 )
+from vision.rgbd import DepthFrame, decode_depth_png, encode_depth_png
 from vision.safety import SafetyOptions, SafetyStage, WorldZone, Zone
 from vision.stages import FrameContext, MarkerStage, Stage
 from vision.tracking import CameraTracker, FrameState, TrackerOptions
+from vision.twin import TwinBuilder, TwinMesh, TwinOptions
 from vision.types import (
     CameraSource,
     FrameResult,
@@ -44,6 +54,17 @@ from vision.types import (
 )
 
 __all__ = [
+    "DepthError",
+    "DepthFrame",
+    "Open3DUnavailableError",
+    "RgbdOdometry",
+    "RgbdOptions",
+    "RgbdStage",
+    "TwinBuilder",
+    "TwinMesh",
+    "TwinOptions",
+    "decode_depth_png",
+    "encode_depth_png",
     "AnchorBook",
     "AnchorStage",
     "CameraTracker",
@@ -81,6 +102,8 @@ __all__ = [
     "InvalidFrameError",
     "InvalidIntrinsicsError",
     "MarkerDetector",
+    "MarkerTracker",
+    "MarkerTracking",
     "MarkerPose",
     "MarkerStage",
     "Pipeline",

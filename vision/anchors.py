@@ -6,10 +6,13 @@ server skipped), choosing, in order:
 
 1. ``marker:<id>``: every point's ray hits the plane of a marker detected on that frame within
    ``marker_reach`` marker sizes of its centre; points kept in the marker frame.
-2. ``plane:<n>``: the planar tracker's plane; points kept in its (X, Y) chart, re-projected by
+2. ``world`` with measured depth: the frame has a camera pose and a depth frame (an RGB-D
+   headset); each point is lifted with the depth at its uv (median of a small window, holes
+   ignored). This beats the plane, whose depth is assumed.
+3. ``plane:<n>``: the planar tracker's plane; points kept in its (X, Y) chart, re-projected by
    the tracked homography (exact for a plane, whatever its assumed depth).
-3. ``world``: the frame has a camera pose and a depth is known (given, or ``default_depth_m``).
-4. ``image``: not anchored: the ink stays where it was drawn on every frame.
+4. ``world``: the frame has a camera pose and a depth is given (or ``default_depth_m``).
+5. ``image``: not anchored: the ink stays where it was drawn on every frame.
 
 :class:`AnchorStage` (stage ``anchors``) re-projects every anchor into the current frame. An
 anchor whose frame is not seen (marker out of view, plane lost, other world) is ``visible=False``
@@ -66,6 +69,7 @@ def state_from_frame(frame: FrameContext) -> FrameState:
         detected,
         detected,
         marker_sizes={m.id: m.size_m for m in frame.markers},
+        depth=None if frame.depth is None else frame.depth.sampler,
     )
 
 
@@ -206,6 +210,16 @@ class AnchorBook:
                 alt = (state.reference, world @ state.markers[best[1]])
             # The tracked plane carries the ink while the marker is out of sight.
             return _Lifted(stroke_id, f"marker:{best[1]}", best[2], alt, plane)
+        metric = state.reference is not None and not state.reference.startswith("plane:")
+        if depth_m is None and state.depth is not None and world is not None and metric:
+            # (A plane's pose has an assumed scale: metric depth would not fit it.)
+            measured = state.depth.sample(uv)
+            found = np.isfinite(measured)
+            if found.any() and state.reference is not None:
+                # Measured depth beats a plane of assumed depth; holes take the stroke's median.
+                z = np.where(found, measured, float(np.median(measured[found])))
+                xyz = (rays * z[:, None]) @ world[:3, :3].T + world[:3, 3]
+                return _Lifted(stroke_id, "world", xyz, (state.reference, np.eye(4)))
         if plane is not None:
             xyz = np.concatenate([plane[1], np.zeros((len(plane[1]), 1))], axis=1)
             return _Lifted(stroke_id, f"plane:{plane[0]}", xyz)

@@ -18,7 +18,7 @@ __all__ = ["REQUIRES", "builtin_stages"]
 
 def _markers(options: PipelineOptions) -> Stage:
     detector = MarkerDetector(options.marker_family, options.marker_size_m, options.marker_sizes)
-    return MarkerStage(detector)
+    return MarkerStage(detector, options.marker_tracking)
 
 
 def _equipment(options: PipelineOptions) -> Stage:
@@ -80,6 +80,12 @@ def _tracking(options: PipelineOptions) -> Stage:
     return CameraTracker(options.tracker, sink=None if book is None else book.record)
 
 
+def _rgbd(options: PipelineOptions) -> Stage:
+    from vision.odometry import RgbdStage
+
+    return RgbdStage(options.rgbd, options.twin)
+
+
 def _anchors(options: PipelineOptions) -> Stage:
     from vision.anchors import AnchorStage
 
@@ -91,6 +97,7 @@ def _anchors(options: PipelineOptions) -> Stage:
 def builtin_stages() -> dict[str, Callable[[PipelineOptions], Stage]]:
     return {
         "markers": _markers,
+        "rgbd": _rgbd,
         "tracking": _tracking,
         "anchors": _anchors,
         "pose": _pose,

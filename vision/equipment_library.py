@@ -70,7 +70,7 @@ class EquipmentLibrary:
     """
 
     def __init__(
-        self, *, max_features: int = 500, min_features: int = 60, max_side: int = 640
+        self, *, max_features: int = 1000, min_features: int = 60, max_side: int = 640
     ) -> None:
         # A deep pyramid on the reference so that it still matches when it is small in a frame.
         self._orb = cv2.ORB.create(

@@ -6,7 +6,13 @@ the person who has to fix the input (a headset developer, an operator editing se
 
 from __future__ import annotations
 
-__all__ = ["InvalidFrameError", "InvalidIntrinsicsError", "VisionError"]
+__all__ = [
+    "DepthError",
+    "InvalidFrameError",
+    "InvalidIntrinsicsError",
+    "Open3DUnavailableError",
+    "VisionError",
+]
 
 
 class VisionError(Exception):
@@ -19,3 +25,12 @@ class InvalidFrameError(VisionError):
 
 class InvalidIntrinsicsError(VisionError):
     """Camera intrinsics are missing fields, not finite, or physically impossible."""
+
+
+class DepthError(VisionError):
+    """A depth frame is not one the pipeline can use (not a 16-bit grayscale PNG, bad size)."""
+
+
+class Open3DUnavailableError(VisionError):
+    """Open3D (RGB-D odometry, the digital twin) cannot be imported; the message says what to
+    install."""

@@ -24,10 +24,13 @@ from vision.detector import OutputFormat
 from vision.equipment_library import EquipmentLibrary
 from vision.ergonomics import RebaSettings
 from vision.errors import InvalidFrameError, VisionError
+from vision.markers import MarkerTracking
+from vision.odometry import RgbdOptions
 from vision.pose import PoseOptions
 from vision.safety import SafetyOptions
 from vision.stages import FrameContext, Stage
 from vision.tracking import TrackerOptions
+from vision.twin import Twin
 from vision.types import CameraSource, FrameResult, Intrinsics, Telemetry
 
 __all__ = [
@@ -57,6 +60,10 @@ class PipelineOptions:
 
     marker_sizes: dict[int, float] = field(default_factory=dict)
     """Per-id printed side in metres, overriding ``marker_size_m``."""
+
+    marker_tracking: MarkerTracking | None = field(default_factory=MarkerTracking)
+    """How the ``markers`` stage follows markers between full scans of the frame (None: scan
+    every frame). Stills (``annotate`` on an image) always get a full scan."""
 
     intrinsics: Intrinsics | None = None
     """Calibrated intrinsics from settings, used when telemetry carries none; rescaled to
@@ -91,6 +98,13 @@ class PipelineOptions:
     anchor_book: AnchorBook | None = None
     """The stream's ink: ``tracking`` records frame states into it, ``anchors`` re-projects its
     strokes into every analysed frame. One per video stream."""
+
+    rgbd: RgbdOptions = field(default_factory=RgbdOptions)
+    """Options of the ``rgbd`` stage (RGB-D odometry; depth arrives on ``Telemetry.depth``)."""
+
+    twin: Twin | None = None
+    """The stream's digital twin: the ``rgbd`` stage fuses keyframes and places markers into
+    it; the server exports it (thread-safe). One per video stream."""
 
     pose: PoseOptions = field(default_factory=PoseOptions)
     """Options of the ``pose`` stage (multi-person BlazePose, tracking mode)."""
@@ -156,6 +170,12 @@ def _check_options(options: PipelineOptions) -> list[tuple[str, StageFactory]]:
             raise ValueError(f"the {name!r} stage needs the {needed!r} stage before it")
     if "pose" in options.stages:
         options.pose.validate()
+    if "rgbd" in options.stages:
+        options.rgbd.validate()
+        if "tracking" in options.stages and options.stages.index("tracking") < options.stages.index(
+            "rgbd"
+        ):
+            raise ValueError("the 'rgbd' stage must run before 'tracking' (which uses its pose)")
     if not 0.0 < options.hfov_deg < 180.0:
         raise ValueError(f"hfov_deg must be in (0, 180) degrees, got {options.hfov_deg}")
     if options.intrinsics is not None and not isinstance(options.intrinsics, Intrinsics):

@@ -112,6 +112,9 @@ class CameraPose:
     """0..1: inlier ratio or the tracker's own confidence."""
     reference: str = "world"
     """The frame ``world`` means: "device", "marker:<id>", "plane:<n>" or "rgbd"."""
+    age: int = 0
+    """90 kHz ticks since the pose was measured: 0 on the frame it was measured on; RGB-D
+    odometry repeats the pose of the last depth frame on the colour frames in between."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -119,6 +122,7 @@ class CameraPose:
             "source": self.source,
             "quality": round(self.quality, 3),
             "reference": self.reference,
+            "age": self.age,
         }
 
 

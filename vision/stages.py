@@ -14,8 +14,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from vision.markers import MarkerDetector
+from vision.markers import MarkerDetector, MarkerTracker, MarkerTracking
 from vision.results import Anchor, CameraPose, DetectedObject, Person, SafetyEvent
+from vision.rgbd import DepthFrame
 from vision.types import CameraSource, Intrinsics, MarkerPose, Telemetry
 
 __all__ = ["FrameContext", "MarkerStage", "Stage"]
@@ -24,6 +25,8 @@ __all__ = ["FrameContext", "MarkerStage", "Stage"]
 class FrameContext:
     """Per-frame scratch space shared by the stages of one ``Pipeline.process`` call.
 
+    ``depth`` is the telemetry's depth frame; the ``rgbd`` stage keeps the latest one there on
+    the colour frames in between (its pose is the one reported for them).
     ``image`` is the validated input: uint8, (H, W) gray, (H, W, 3) BGR or (H, W, 4) BGRA.
     ``gray`` and ``bgr`` are converted on first use and cached, so a stage that needs neither
     costs nothing, and two stages that need the same one convert once.
@@ -35,6 +38,7 @@ class FrameContext:
         "anchors",
         "camera",
         "camera_pose",
+        "depth",
         "events",
         "image",
         "intrinsics",
@@ -55,6 +59,7 @@ class FrameContext:
         self.telemetry = telemetry
         self.intrinsics = intrinsics
         self.camera: CameraSource = camera
+        self.depth: DepthFrame | None = telemetry.depth
         self.markers: tuple[MarkerPose, ...] = ()
         self.persons: tuple[Person, ...] = ()
         self.objects: tuple[DetectedObject, ...] = ()
@@ -109,14 +114,28 @@ class Stage(Protocol):
         """Release what the stage holds (models, threads). Called once."""
 
 
-class MarkerStage:
-    """Fiducial markers with 6-DoF poses -> ``frame.markers``."""
+_DEFAULT_TRACKING = MarkerTracking()
 
-    def __init__(self, detector: MarkerDetector) -> None:
+
+class MarkerStage:
+    """Fiducial markers with 6-DoF poses -> ``frame.markers``.
+
+    One stage per video stream: with ``tracking`` (the default) the stage scans the whole frame
+    every ``tracking.full_detect_every`` frames and re-detects known markers in small windows in
+    between (see :class:`MarkerTracking`); ``tracking=None`` scans every frame.
+    """
+
+    def __init__(
+        self, detector: MarkerDetector, tracking: MarkerTracking | None = _DEFAULT_TRACKING
+    ) -> None:
         self.detector = detector
+        self.tracker = None if tracking is None else MarkerTracker(detector, tracking)
 
     def run(self, frame: FrameContext) -> None:
-        frame.markers = self.detector.detect(frame.gray, frame.intrinsics)
+        if self.tracker is None:
+            frame.markers = self.detector.detect(frame.gray, frame.intrinsics)
+        else:
+            frame.markers = self.tracker.detect(frame.gray, frame.intrinsics)
 
     def close(self) -> None:
         pass

@@ -35,6 +35,7 @@ from vision.geometry import (
     px_to_uv_matrix,
 )
 from vision.results import CameraPose, PoseSource
+from vision.rgbd import DepthSampler
 from vision.stages import FrameContext
 from vision.types import Intrinsics, MarkerPose
 
@@ -63,6 +64,8 @@ class FrameState:
     """Homography from the tracked plane's (X, Y) metres to this frame's uv."""
     marker_sizes: Mapping[int, float] = field(default_factory=dict)
     """Printed side (metres) of each detected marker."""
+    depth: DepthSampler | None = None
+    """Measured depth at this frame's uv (an RGB-D headset), for lifting ink to the world."""
 
 
 @dataclass
@@ -166,6 +169,7 @@ class CameraTracker:
             None if plane is None else plane[0].plane_id,
             to_uv,
             {m.id: m.size_m for m in frame.markers},
+            None if frame.depth is None else frame.depth.sampler,
         )
         self.last_state = state
         if self._sink is not None:

@@ -16,13 +16,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from vision.errors import InvalidIntrinsicsError
 from vision.results import Anchor, CameraPose, DetectedObject, Person, SafetyEvent
+
+if TYPE_CHECKING:
+    from vision.rgbd import DepthFrame
 
 __all__ = [
     "CameraSource",
@@ -192,18 +195,27 @@ class Telemetry:
     """16 floats, row-major 4x4 world-from-camera pose in metres, when the device tracks itself."""
     intrinsics: Intrinsics | None = None
     """The device's calibrated intrinsics (at its own capture size), when it sends them."""
+    depth: DepthFrame | None = None
+    """A depth frame registered to this colour frame (see :mod:`vision.rgbd`), on the frames
+    that have one; the ``rgbd`` stage reads it."""
 
     def __post_init__(self) -> None:
         if self.head_pose is not None and (
             len(self.head_pose) != 16 or not all(math.isfinite(x) for x in self.head_pose)
         ):
             raise ValueError("head_pose must be 16 finite floats (row-major 4x4 world-from-camera)")
+        if self.depth is not None:
+            from vision.rgbd import DepthFrame
+
+            if not isinstance(self.depth, DepthFrame):
+                raise TypeError(f"depth must be a vision.DepthFrame, got {type(self.depth)}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "pts": self.pts,
             "head_pose": None if self.head_pose is None else _rounded(self.head_pose, 6),
             "intrinsics": None if self.intrinsics is None else self.intrinsics.to_dict(),
+            "depth": None if self.depth is None else self.depth.to_dict(),
         }
 
 

@@ -8,6 +8,11 @@ optical-flow tracking and re-detection all happen. Every configuration gets a fr
 a warm-up, then the measured frames: per-stage ms p50/p95 from ``FrameResult.timings_ms`` and
 fps (frames / wall time, and 1000 / p50 of ``total``).
 
+Two comparisons run old and new code back to back on the same input: markers in the same video
+with full detection on every frame (the baseline) vs the default tracking ``MarkerStage``
+(``bench_marker_modes``), and equipment in 30 busy scenes, plain ORB vs spread features
+(``bench_equipment_busy``: recall and stage ms).
+
 The process (every thread) is pinned to one CPU, ``cv2.setNumThreads(1)`` and the pose model
 runs with one thread. The machine may be shared: read ``cpu/wall`` (1.0 = we had the core to
 ourselves) and the load averages before the figures. Writes ``bench-results/vision-<ts>.json``
@@ -22,6 +27,7 @@ import math
 import os
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +189,167 @@ def bench(stages: tuple[str, ...], frames: list[Frame], warmup: int, passes: int
     }
 
 
+def bench_marker_modes(frames: list[Frame], passes: int) -> dict[str, Any]:
+    """Markers in a video: full detection on every frame (the baseline) vs the default
+    ``MarkerStage`` (full scan every ``full_detect_every`` frames, windowed re-detection in
+    between), run back to back on every frame so that both see the same machine load.
+    ``max_corner_diff_px``: largest corner difference between the two (0 = same corners)."""
+    from vision import MarkerDetector, MarkerStage
+    from vision.stages import FrameContext
+
+    height, width = frames[0].shape[:2]
+    intrinsics = Intrinsics.from_fov(width, height)
+    full_stage = MarkerStage(MarkerDetector(), tracking=None)
+    tracked_stage = MarkerStage(MarkerDetector())
+    assert tracked_stage.tracker is not None
+    times: dict[str, list[float]] = {"full": [], "tracked": []}
+    scans, id_mismatches, diff = 0, 0, 0.0
+    for i in range(passes * len(frames)):
+        frame = frames[i % len(frames)]
+        results = {}
+        for name, stage in (("full", full_stage), ("tracked", tracked_stage)):
+            ctx = FrameContext(frame, Telemetry(pts=i * 3000), intrinsics, "fov-default")
+            _ = ctx.gray  # colour conversion is not the stage's cost here
+            started = time.perf_counter()
+            stage.run(ctx)
+            times[name].append((time.perf_counter() - started) * 1000.0)
+            results[name] = ctx.markers
+        scans += tracked_stage.tracker.last_was_full_scan
+        full, tracked = results["full"], results["tracked"]
+        if [m.id for m in full] != [m.id for m in tracked]:
+            id_mismatches += 1
+            continue
+        for a, b in zip(full, tracked, strict=True):
+            delta = (np.subtract(a.corners, b.corners) * [width, height]).max(initial=0.0)
+            diff = max(diff, float(np.abs(delta)))
+    out: dict[str, Any] = {
+        "frames": len(times["full"]),
+        "full_detect_every": tracked_stage.tracker.options.full_detect_every,
+        "full_scans": scans,
+        "id_mismatches": id_mismatches,
+        "max_corner_diff_px": round(diff, 4),
+    }
+    for name, values in times.items():
+        out[name] = {
+            "p50": percentile(values, 50),
+            "p95": percentile(values, 95),
+            "mean": round(float(np.mean(values)), 2),
+        }
+    return out
+
+
+EQUIPMENT_BUSY_SCENES = 30
+
+
+def bench_equipment_busy(count: int = EQUIPMENT_BUSY_SCENES) -> dict[str, Any]:
+    """Equipment among two person photos (``busy_scene``: 0.5x-2x, roll +-30 deg, tilt to 30,
+    blur), 640x480, ``count`` scenes with a fixed seed: recall and stage ms, plain ORB
+    (1000 features, 500 on the reference: the old code) vs the spread features (defaults)."""
+    from tests.unit.vision.equipment_scenes import busy_scene, plane_corners_px
+    from vision.equipment import EquipmentStage
+    from vision.stages import FrameContext
+
+    camera = Intrinsics(fx=560.0, fy=558.0, cx=326.4, cy=236.9, width=640, height=480)
+    reference = equipment_reference()
+    rng = np.random.default_rng(7)
+    scenes = [busy_scene(rng, reference, 0.30, camera) for _ in range(count)]
+    old_library = EquipmentLibrary(max_features=500)
+    old_library.add("panel", 0.30, reference)
+    new_library = EquipmentLibrary()
+    new_library.add("panel", 0.30, reference)
+    configs = {
+        "old": lambda: EquipmentStage(old_library, max_features=1000, feature_cell_px=None),
+        "new": lambda: EquipmentStage(new_library),
+    }
+    out: dict[str, Any] = {"scenes": count}
+    hits = dict.fromkeys(configs, 0)
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    for i, scene_ in enumerate(scenes):
+        truth = plane_corners_px((400, 300), 0.30, scene_.rvec, scene_.tvec, camera)
+        for name, make in configs.items():  # back to back on the same scene
+            cv2.setRNGSeed(i)
+            stage = make()
+            ctx = FrameContext(scene_.image, Telemetry(pts=i), camera, "settings")
+            _ = ctx.gray
+            started = time.perf_counter()
+            stage.run(ctx)
+            times[name].append((time.perf_counter() - started) * 1000.0)
+            for obj in ctx.objects:
+                error = np.abs(np.asarray(obj.corners) * [640, 480] - 0.5 - truth).max()
+                hits[name] += bool(error <= 2.5)
+    for name in configs:
+        out[name] = {
+            "found": hits[name],
+            "recall": round(hits[name] / count, 2),
+            "p50": percentile(times[name], 50),
+            "p95": percentile(times[name], 95),
+        }
+    return out
+
+
+RGBD_SIZES = ((320, 240), (640, 480))
+RGBD_FRAMES = 40  # depth frames along the rendered ~2.5 m, ~90 deg walk
+
+
+def bench_rgbd(width: int, height: int) -> dict[str, Any]:
+    """Odometry, TSDF and mesh extraction on the rendered room (``vision.synthetic_rgbd``),
+    colour and depth at ``width`` x ``height``; drift against the known path."""
+    from vision import DepthFrame, RgbdOdometry, TwinBuilder
+    from vision.synthetic_rgbd import Room, render_sequence, walk_and_turn
+
+    frames = render_sequence(Room(), walk_and_turn(RGBD_FRAMES), color_size=(width, height))
+    odometry, twin = RgbdOdometry(), TwinBuilder()
+    odometry_ms: list[float] = []
+    integrate_ms: list[float] = []
+    lost = 0
+    estimate = None
+    for f in frames:
+        depth = DepthFrame(f.depth_mm, pts=f.index)
+        started = time.perf_counter()
+        step = odometry.update(f.color, depth, f.depth_intrinsics)
+        odometry_ms.append((time.perf_counter() - started) * 1000.0)
+        if step.world_from_camera is None:
+            lost += 1
+            continue
+        estimate = step.world_from_camera
+        started = time.perf_counter()
+        if twin.integrate(f.color, depth, f.depth_intrinsics, estimate):
+            integrate_ms.append((time.perf_counter() - started) * 1000.0)
+    started = time.perf_counter()
+    mesh = twin.mesh()
+    extract_ms = (time.perf_counter() - started) * 1000.0
+    first = np.linalg.inv(frames[0].world_from_camera)
+    truth = [first @ f.world_from_camera for f in frames]
+    metres = sum(float(np.linalg.norm(b[:3, 3] - a[:3, 3])) for a, b in pairwise(truth))
+    degrees = sum(_angle_deg(a[:3, :3].T @ b[:3, :3]) for a, b in pairwise(truth))
+    out: dict[str, Any] = {
+        "frames": len(frames),
+        "lost": lost,
+        "odometry_ms": {
+            "p50": percentile(odometry_ms[1:], 50),
+            "p95": percentile(odometry_ms[1:], 95),
+        },
+        "integrate_ms": {"p50": percentile(integrate_ms, 50), "p95": percentile(integrate_ms, 95)},
+        "keyframes": len(integrate_ms),
+        "extract_ms": round(extract_ms, 1),
+        "triangles": len(mesh.triangles),
+        "path_m": round(metres, 2),
+        "path_deg": round(degrees, 1),
+    }
+    if estimate is not None and lost == 0:
+        drift = float(np.linalg.norm(estimate[:3, 3] - truth[-1][:3, 3]))
+        out["drift_pct_per_m"] = round(100.0 * drift / metres, 3)
+        out["rot_drift_deg_per_deg"] = round(
+            _angle_deg(estimate[:3, :3].T @ truth[-1][:3, :3]) / degrees, 4
+        )
+    return out
+
+
+def _angle_deg(rotation: npt.NDArray[np.float64]) -> float:
+    cosine = (float(np.trace(rotation)) - 1.0) / 2.0
+    return math.degrees(math.acos(min(1.0, max(-1.0, cosine))))
+
+
 def render(result: dict[str, Any]) -> str:
     m = result["machine"]
     lines = [
@@ -202,6 +369,53 @@ def render(result: dict[str, Any]) -> str:
             lines.append(
                 f"{size:<9} {name:<22} {r['fps_wall']:>8} {r['fps_p50']:>8} "
                 f"{r['cpu_over_wall']:>8}  {stages} | {seen or '-'}"
+            )
+    if result.get("rgbd"):
+        lines += [
+            "",
+            f"RGB-D (rendered room, {RGBD_FRAMES} depth frames, colour = depth size; hybrid "
+            "odometry on <= 320 px wide, TSDF 2 cm on every pixel)",
+            f"{'size':<9} {'odometry ms p50/p95':>20} {'TSDF ms/keyframe':>17} {'keyframes':>9} "
+            f"{'extract ms':>10} {'triangles':>9} {'drift %/m':>9} {'rot deg/deg':>11}",
+        ]
+        for size, r in result["rgbd"].items():
+            if "error" in r:
+                lines.append(f"{size:<9} error: {r['error']}")
+                continue
+            odo, tsdf = r["odometry_ms"], r["integrate_ms"]
+            odo_text = f"{odo['p50']}/{odo['p95']}"
+            tsdf_text = f"{tsdf['p50']}/{tsdf['p95']}"
+            lines.append(
+                f"{size:<9} {odo_text:>20} "
+                f"{tsdf_text:>17} {r['keyframes']:>9} {r['extract_ms']:>10} "
+                f"{r['triangles']:>9} {r.get('drift_pct_per_m', 'lost'):>9} "
+                f"{r.get('rot_drift_deg_per_deg', '-'):>11}"
+            )
+    if result.get("markers_tracking"):
+        lines += ["", "markers in the video: full detection every frame vs default tracking "
+                  "(same frames, back to back)"]  # fmt: skip
+        for size, r in result["markers_tracking"].items():
+            if "error" in r:
+                lines.append(f"{size:<9} error: {r['error']}")
+                continue
+            f, t = r["full"], r["tracked"]
+            lines.append(
+                f"{size:<9} full {f['p50']}/{f['p95']} ms (mean {f['mean']})  tracked "
+                f"{t['p50']}/{t['p95']} ms (mean {t['mean']}), {r['full_scans']} full scans in "
+                f"{r['frames']} frames (every {r['full_detect_every']}), id mismatches "
+                f"{r['id_mismatches']}, max corner diff {r['max_corner_diff_px']} px"
+            )
+    busy = result.get("equipment_busy")
+    if busy:
+        lines += ["", f"equipment in {busy.get('scenes')} busy scenes (two person photos, "
+                  "0.5x-2x, roll 30, blur), 640x480"]  # fmt: skip
+        if "error" in busy:
+            lines.append(f"error: {busy['error']}")
+        for name in ("old", "new") if "error" not in busy else ():
+            b = busy[name]
+            lines.append(
+                f"{name:<4} found {b['found']}/{busy['scenes']} (recall {b['recall']}), "
+                f"stage ms p50/p95 {b['p50']}/{b['p95']}"
             )
     v = result["verdict"]
     met = {True: "MET", False: "MISSED", None: "not measured"}[v["met"]]
@@ -234,6 +448,28 @@ def run(quick: bool) -> dict[str, Any]:
                 result["runs"][size][name] = bench(stages, frames, warmup, passes)
             except Exception as exc:  # a missing model or stage must not sink the other figures
                 result["runs"][size][name] = {"stages": list(stages), "error": repr(exc)}
+    result["rgbd"] = {}
+    for width, height in RGBD_SIZES:
+        size = f"{width}x{height}"
+        _log(f"rgbd {size}: {RGBD_FRAMES} rendered frames")
+        try:
+            result["rgbd"][size] = bench_rgbd(width, height)
+        except Exception as exc:  # e.g. Open3D not importable (libusb missing)
+            result["rgbd"][size] = {"error": repr(exc)}
+    result["markers_tracking"] = {}
+    for width, height in SIZES:
+        size = f"{width}x{height}"
+        _log(f"{size} markers: full vs tracked, {passes} x {count} frames")
+        try:
+            frames = sequence(width, height, count)
+            result["markers_tracking"][size] = bench_marker_modes(frames, passes)
+        except Exception as exc:
+            result["markers_tracking"][size] = {"error": repr(exc)}
+    _log(f"equipment: {EQUIPMENT_BUSY_SCENES} busy scenes, old vs new")
+    try:
+        result["equipment_busy"] = bench_equipment_busy()
+    except Exception as exc:
+        result["equipment_busy"] = {"scenes": EQUIPMENT_BUSY_SCENES, "error": repr(exc)}
     goal_name, _ = goal_config()
     goal = result["runs"]["640x480"][goal_name]
     fps = goal.get("fps_wall")
