@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,6 +104,8 @@ class HeadsetClient:
         self.on_stroke: Callable[[dict[str, Any]], None] | None = None
         self._sent: OrderedDict[int, float] = OrderedDict()
         self._last_depth = 0.0
+        self.depth_pts: deque[int] = deque(maxlen=1000)
+        """pts of the frames whose depth image was sent (newest 1000)."""
         self._pc: RTCPeerConnection | None = None
         self._ws: ClientConnection | None = None
         self._channels: dict[str, RTCDataChannel] = {}
@@ -254,6 +256,7 @@ class HeadsetClient:
             return
         self._last_depth = now
         channel.send(pack_depth(pts, depth))
+        self.depth_pts.append(pts)
         self.report.depth_sent += 1
 
     async def _hear(self, track: MediaStreamTrack) -> None:

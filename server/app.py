@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from server import signaling
-from server.routes import auth, equipment, health, markers, metrics, rooms, users
+from server.routes import auth, equipment, health, markers, metrics, rooms, twins, users
 from server.services import Services
 from server.settings import Settings
 
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(markers.router)
     app.include_router(equipment.router)
+    app.include_router(twins.router)
     app.include_router(signaling.router)
     app.mount("/mentor", StaticFiles(directory=WEB_DIR, html=True), name="mentor")
 

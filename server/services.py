@@ -65,6 +65,7 @@ class Services:
             room_options=RoomOptions(
                 max_participants=settings.max_participants_per_room,
                 max_message_bytes=settings.max_message_bytes,
+                max_depth_bytes=settings.max_depth_bytes,
             ),
             pipeline_options=PipelineOptions(
                 stages=tuple(settings.vision_stages),
@@ -80,6 +81,7 @@ class Services:
             vision_workers=settings.vision_workers,
             vision_fps=settings.vision_fps,
             ice_host_addresses=tuple(settings.ice_host_addresses),
+            twin_dir=settings.data_dir / "twins",
         )
         services = cls(
             settings=settings,

@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=64 * 1024, ge=1024)
     """Largest signaling or data channel message accepted."""
 
+    max_depth_bytes: int = Field(default=256 * 1024, ge=16 * 1024, le=256 * 1024)
+    """Largest depth image message (16-bit PNG + header) accepted from a headset; 256 KiB is
+    what the WebRTC data channel of the hub accepts at most."""
+
     max_participants_per_room: int = Field(default=16, ge=2)
     """Participants one room accepts (one worker plus mentors and observers)."""
 

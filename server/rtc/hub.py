@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import json
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from server.rtc import clock, jitter
@@ -14,8 +17,9 @@ from server.rtc.participant import Participant
 from server.rtc.room import Room, RoomOptions
 from sessions import EventLog
 from vision import AnchorBook, Pipeline, PipelineOptions, SafetyOptions, WorldZone, Zone
+from vision.twin_process import TwinProcess
 
-__all__ = ["MediaHub", "RoomVision", "pin_host_addresses"]
+__all__ = ["MediaHub", "RoomVision", "pin_host_addresses", "save_twin", "twin_paths"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,12 +92,15 @@ class MediaHub:
         vision_workers: int = 2,
         vision_fps: float = 10.0,
         ice_host_addresses: tuple[str, ...] = (),
+        twin_dir: Path | None = None,
     ) -> None:
         clock.install()
         jitter.install()
         if ice_host_addresses:
             pin_host_addresses(ice_host_addresses)
         self._events = events
+        self.twin_dir = twin_dir
+        """Where each session's digital twin is saved when its room closes (None: not saved)."""
         self._room_options = room_options
         self._pipeline_options = pipeline_options
         self._executor = ThreadPoolExecutor(
@@ -129,11 +136,16 @@ class MediaHub:
         else:
             self._room_settings[room] = settings
 
-    def _new_pipeline(self, room: str = "") -> tuple[Pipeline, float]:
+    def _new_pipeline(
+        self, room: str = "", twin: TwinProcess | None = None
+    ) -> tuple[Pipeline, float]:
         sizes = {**self._pipeline_options.marker_sizes}
         sizes.update({marker_id: size for marker_id, (_, size) in self._marker_table.items()})
+        if twin is not None:
+            for marker_id, (name, _) in self._marker_table.items():
+                twin.name_marker(marker_id, name)
         options = dataclasses.replace(
-            self._pipeline_options, marker_sizes=sizes, anchor_book=AnchorBook()
+            self._pipeline_options, marker_sizes=sizes, anchor_book=AnchorBook(), twin=twin
         )
         fps = self._vision_fps
         custom = self._room_settings.get(room)
@@ -189,6 +201,15 @@ class MediaHub:
     async def _close_room(self, room: Room) -> None:
         self.rooms.pop(room.name, None)
         await room.aclose()
+        loop = asyncio.get_running_loop()
+        if self.twin_dir is not None and room.twin.keyframes:
+            try:
+                await loop.run_in_executor(
+                    self._executor, save_twin, room.twin, self.twin_dir, room.session_id
+                )
+            except Exception:
+                logger.exception("could not save the digital twin of session %s", room.session_id)
+        await loop.run_in_executor(self._executor, room.twin.close)
         try:
             await self._events.close_session(room.session_id)
         except Exception:
@@ -201,6 +222,26 @@ class MediaHub:
             for room in list(self.rooms.values()):
                 await self._close_room(room)
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def twin_paths(twin_dir: Path, session_id: str) -> dict[str, Path]:
+    """Where a session's saved twin lives: ``glb``, ``ply`` and ``json`` (its summary)."""
+    return {ext: twin_dir / f"{session_id}.{ext}" for ext in ("glb", "ply", "json")}
+
+
+def save_twin(twin: TwinProcess, twin_dir: Path, session_id: str) -> None:
+    """Write the twin as GLB, PLY and a JSON summary (each file complete or absent)."""
+    twin_dir.mkdir(parents=True, exist_ok=True)
+    paths = twin_paths(twin_dir, session_id)
+    facts = twin.summary()
+    files = [("json", json.dumps(facts, indent=1).encode())]
+    if facts["triangles"]:  # keyframes that gave no surface yet: the summary only
+        files += [("glb", twin.glb_bytes()), ("ply", twin.ply_bytes())]
+    for ext, data in files:
+        partial = paths[ext].with_suffix(f".{ext}.part")
+        partial.write_bytes(data)
+        os.replace(partial, paths[ext])
+    logger.info("saved the digital twin of session %s in %s", session_id, twin_dir)
 
 
 def pin_host_addresses(addresses: tuple[str, ...]) -> None:

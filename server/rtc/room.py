@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import OrderedDict
@@ -18,6 +19,7 @@ from server.errors import RoomConflictError, RoomFullError
 from server.protocol import (
     AckMessage,
     AnchorMessage,
+    DepthHeader,
     ErrorMessage,
     OverlayMessage,
     ParticipantJoinedMessage,
@@ -26,6 +28,7 @@ from server.protocol import (
     StrokeMessage,
     TelemetryMessage,
     parse_annotation,
+    parse_depth,
     parse_telemetry,
 )
 from server.rtc.clock import unwrap_near
@@ -42,18 +45,23 @@ from vision import (
     Telemetry,
     VisionError,
 )
+from vision.rgbd import decode_depth_png
+from vision.twin_process import TwinProcess
 
 __all__ = ["Room", "RoomOptions"]
 
 logger = logging.getLogger(__name__)
 
 TELEMETRY_KEEP = 300  # ~10 s of frames at 30 fps
+DEPTH_KEEP = 4  # depth images waiting for their frame (newest kept; each one up to 256 KiB)
 
 
 @dataclass(frozen=True)
 class RoomOptions:
     max_participants: int = 16
     max_message_bytes: int = 64 * 1024
+    max_depth_bytes: int = 256 * 1024
+    """Largest binary depth message accepted on the telemetry channel."""
     summary_interval_s: float = 10.0
     """How often the room logs a ``vision_summary`` event (ergonomic risk over that window)."""
 
@@ -66,7 +74,7 @@ class Room:
         *,
         events: EventLog,
         executor: Executor,
-        pipeline_factory: Callable[[], tuple[Pipeline, float]],
+        pipeline_factory: Callable[[TwinProcess], tuple[Pipeline, float]],
         options: RoomOptions,
         marker_label: Callable[[int], str | None] = lambda _: None,
     ) -> None:
@@ -87,6 +95,12 @@ class Room:
         self.timeline = RoomTimeline()
         # Telemetry is kept by the worker's own pts; frames carry room pts (see timeline.py).
         self._telemetry: OrderedDict[int, TelemetryMessage] = OrderedDict()
+        # Depth images (still PNG) by the worker's pts; decoded in the vision executor.
+        self._depth: OrderedDict[int, tuple[DepthHeader, bytes]] = OrderedDict()
+        self.depth_stats = {"received": 0, "used": 0, "errors": 0}
+        self.twin = TwinProcess()
+        """The session's digital twin, fused by the ``rgbd`` stage in a process of its own
+        (started on the first depth keyframe; the hub saves and closes it with the room)."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_zones: set[tuple[str, int]] = set()
         # Ergonomic risk, time-weighted: over the whole session and over the current window.
@@ -161,13 +175,14 @@ class Room:
         self._start_vision(track)
 
     def _start_vision(self, track: MediaStreamTrack) -> None:
-        self._pipeline, fps = self._pipeline_factory()
+        self._pipeline, fps = self._pipeline_factory(self.twin)
         self._vision = VisionTap(
             self._relay.subscribe(track, buffered=False),
             self._pipeline,
             self._executor,
             fps=fps,
             telemetry_for=self._telemetry_for,
+            wanted=self._has_depth,
             on_result=self._on_vision_result,
             name=f"vision-{self.name}",
         )
@@ -204,6 +219,7 @@ class Room:
                 viewer.video_slot.attach(None)
         await self._stop_vision()
         self._telemetry.clear()
+        self._depth.clear()
         if had_video:
             await self._log_session_ergonomics()
 
@@ -216,18 +232,46 @@ class Room:
     def vision_stats(self) -> dict[str, Any] | None:
         return None if self._vision is None else vars(self._vision.stats)
 
-    def _telemetry_for(self, pts: int) -> Telemetry:
-        msg = self._telemetry.get(self.timeline.to_worker(pts))
-        if msg is None:
-            return Telemetry(pts=pts)
-        try:
-            return self._to_vision_telemetry(pts, msg)
-        except (
-            ValueError,
-            VisionError,
-        ) as exc:  # e.g. a degenerate camera model: analyse without it
-            logger.warning("ignoring telemetry for pts=%d: %s", pts, exc)
-            return Telemetry(pts=pts)
+    def _has_depth(self, pts: int) -> bool:
+        """Frames that come with depth are analysed even between the sampler's ticks."""
+        return self.timeline.to_worker(pts) in self._depth
+
+    def _telemetry_for(self, pts: int) -> Telemetry | Callable[[], Telemetry]:
+        """What the pipeline gets with frame ``pts``: telemetry, or (with a depth image to
+        decode) a function the vision executor calls to build it."""
+        worker_pts = self.timeline.to_worker(pts)
+        msg = self._telemetry.get(worker_pts)
+        telemetry = Telemetry(pts=pts)
+        if msg is not None:
+            try:
+                telemetry = self._to_vision_telemetry(pts, msg)
+            except (ValueError, VisionError) as exc:  # e.g. a degenerate camera: analyse without
+                logger.warning("ignoring telemetry for pts=%d: %s", pts, exc)
+        depth = self._depth.pop(worker_pts, None)
+        if depth is None:
+            return telemetry
+        header, image = depth
+        stats = self.depth_stats
+
+        def with_depth() -> Telemetry:  # runs in the vision executor
+            try:
+                intrinsics = None
+                if header.intrinsics is not None:
+                    i = header.intrinsics
+                    intrinsics = Intrinsics(
+                        fx=i.fx, fy=i.fy, cx=i.cx, cy=i.cy, width=i.width, height=i.height
+                    )
+                frame = decode_depth_png(
+                    image, pts=pts, intrinsics=intrinsics, scale_m=header.scale_m
+                )
+            except (ValueError, VisionError) as exc:
+                stats["errors"] += 1
+                logger.warning("ignoring the depth image of pts=%d: %s", pts, exc)
+                return telemetry
+            stats["used"] += 1
+            return dataclasses.replace(telemetry, depth=frame)
+
+        return with_depth
 
     @staticmethod
     def _to_vision_telemetry(pts: int, msg: TelemetryMessage) -> Telemetry:
@@ -360,6 +404,17 @@ class Room:
     def _on_telemetry(self, sender: Participant, raw: Any) -> None:
         if sender is not self.worker:
             raise ProtocolError("forbidden", "only the room's worker sends telemetry")
+        if isinstance(raw, bytes):
+            header, image = parse_depth(raw, self._options.max_depth_bytes)
+            latest = self.latest_pts
+            pts = unwrap_near(
+                header.pts, None if latest is None else self.timeline.to_worker(latest)
+            )
+            self._depth[pts] = (header, image)
+            self.depth_stats["received"] += 1
+            while len(self._depth) > DEPTH_KEEP:
+                self._depth.popitem(last=False)
+            return
         msg = parse_telemetry(raw, self._options.max_message_bytes)
         latest = self.latest_pts
         pts = unwrap_near(msg.pts, None if latest is None else self.timeline.to_worker(latest))

@@ -1,7 +1,8 @@
 """The vision tap: samples the worker's video and runs the pipeline off the event loop.
 
 The tap reads a one-frame relay subscription at full rate (so nothing queues up anywhere), picks
-at most ``fps`` frames a second, and hands the newest one to a thread executor. While a frame is
+at most ``fps`` frames a second (plus the frames ``wanted`` asks for, e.g. those that came with a
+depth image), and hands the newest one to a thread executor. While a frame is
 being analysed, frames that arrive are dropped, not queued. The event loop never touches pixels:
 the conversion to an ndarray happens in the executor too.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ from server.rtc.clock import pts90k
 from vision import FrameResult, Pipeline, Telemetry
 
 __all__ = ["VisionStats", "VisionTap"]
+
+RECENT_FRAMES = 8  # ~270 ms at 30 fps
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +49,10 @@ class VisionTap:
         executor: Executor,
         *,
         fps: float,
-        telemetry_for: Callable[[int], Telemetry],
+        telemetry_for: Callable[[int], Telemetry | Callable[[], Telemetry]],
         on_result: Callable[[FrameResult, float], None],
         name: str = "vision",
+        wanted: Callable[[int], bool] | None = None,
     ) -> None:
         self._track = track
         self._pipeline = pipeline
@@ -55,9 +60,14 @@ class VisionTap:
         self._interval = 1.0 / fps
         self._telemetry_for = telemetry_for
         self._on_result = on_result
+        self._wanted = wanted
         self._name = name
         self.stats = VisionStats()
         self.latest_pts: int | None = None
+        self._recent: OrderedDict[int, av.VideoFrame] = OrderedDict()
+        """The last few frames by pts: a depth image that arrives after its frame (it travels
+        on the data channel, which can be slower than the video) still meets it."""
+        self._last_analysed = -1
         self._task: asyncio.Task[None] | None = None
         self._busy: asyncio.Task[None] | None = None
         self._last_warning = 0.0
@@ -73,17 +83,35 @@ class VisionTap:
                 if not isinstance(frame, av.VideoFrame):
                     continue
                 self.stats.frames_seen += 1
-                self.latest_pts = pts90k(frame)
+                pts = self.latest_pts = pts90k(frame)
+                self._recent[pts] = frame
+                while len(self._recent) > RECENT_FRAMES:
+                    self._recent.popitem(last=False)
                 now = time.monotonic()
                 if self._busy is not None and not self._busy.done():
                     self.stats.frames_skipped_busy += 1
                     continue
-                if now < next_due:
-                    continue
-                next_due = now + self._interval
-                self._busy = asyncio.create_task(self._analyse(frame), name=f"{self._name}-frame")
+                pick = self._wanted_frame()
+                if pick is None:
+                    if now < next_due:
+                        continue
+                    pick = frame
+                    next_due = now + self._interval
+                self._last_analysed = pts90k(pick)
+                self._busy = asyncio.create_task(self._analyse(pick), name=f"{self._name}-frame")
         except MediaStreamError:
             pass
+
+    def _wanted_frame(self) -> av.VideoFrame | None:
+        """The newest recent frame ``wanted`` asks for, newer than the last one analysed."""
+        if self._wanted is None:
+            return None
+        for pts, frame in reversed(self._recent.items()):
+            if pts <= self._last_analysed:
+                break
+            if self._wanted(pts):
+                return frame
+        return None
 
     async def _analyse(self, frame: av.VideoFrame) -> None:
         pts = pts90k(frame)
@@ -112,6 +140,7 @@ class VisionTap:
 
     async def aclose(self) -> None:
         self._track.stop()
+        self._recent.clear()
         for task in (self._task, self._busy):
             if task is not None:
                 task.cancel()
@@ -120,6 +149,10 @@ class VisionTap:
         )
 
 
-def _process(pipeline: Pipeline, frame: av.VideoFrame, telemetry: Telemetry) -> FrameResult:
+def _process(
+    pipeline: Pipeline, frame: av.VideoFrame, telemetry: Telemetry | Callable[[], Telemetry]
+) -> FrameResult:
     image = cast("np.ndarray[Any, np.dtype[np.uint8]]", frame.to_ndarray(format="bgr24"))
+    if not isinstance(telemetry, Telemetry):
+        telemetry = telemetry()  # e.g. decodes a depth image, here off the event loop
     return pipeline.process(image, telemetry)
