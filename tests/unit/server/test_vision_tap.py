@@ -6,6 +6,7 @@ import asyncio
 import fractions
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import av
@@ -81,3 +82,41 @@ async def test_busy_pipeline_drops_instead_of_queueing() -> None:
     assert tap.stats.frames_skipped_busy > 30
     assert len(results) <= 8  # ~0.6 s / 0.1 s, never one per frame
     assert pipeline.threads == {"test-vision_0"}  # never on the event loop's thread
+
+
+async def test_wanted_frames_are_analysed_even_when_they_arrived_earlier() -> None:
+    """A frame whose depth image arrives late (after newer frames) is still analysed, with the
+    telemetry built off the loop; analysed pts never go backwards."""
+    results: list[int] = []
+    built_in: set[str] = set()
+    wanted = {30 * 3000}
+    executor = ThreadPoolExecutor(1, thread_name_prefix="test-vision")
+
+    def telemetry_for(pts: int) -> Telemetry | Callable[[], Telemetry]:
+        if pts not in wanted:
+            return Telemetry(pts=pts)
+
+        def build() -> Telemetry:
+            built_in.add(threading.current_thread().name)
+            return Telemetry(pts=pts)
+
+        return build
+
+    track = FastTrack(60, 100)
+    tap = VisionTap(
+        track,
+        SlowPipeline(0.0),
+        executor,
+        fps=1,  # the sampler alone would analyse only the first frame
+        telemetry_for=telemetry_for,
+        on_result=lambda result, _: results.append(result.pts),
+        wanted=lambda pts: pts in wanted and track.index > 33,  # "arrives" 3 frames late
+    )
+    tap.start()
+    await eventually(lambda: tap.stats.frames_seen >= 60, 10, "all frames")
+    await asyncio.sleep(0.05)
+    await tap.aclose()
+    executor.shutdown()
+    assert 30 * 3000 in results, results
+    assert results == sorted(results)
+    assert built_in and all(name.startswith("test-vision") for name in built_in)
