@@ -286,6 +286,8 @@ class OverlayMessage(_Message):
     camera_pose: dict[str, Any] | None = None
     anchors: list[dict[str, Any]] = Field(default_factory=list)
     events: list[dict[str, Any]] = Field(default_factory=list)
+    zones: list[dict[str, Any]] = Field(default_factory=list)
+    """Safety zones checked on this frame (name, polygon in uv), to draw."""
     timings_ms: dict[str, float]
     camera: str
     t_capture_ms: float | None = None

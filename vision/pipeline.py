@@ -279,6 +279,7 @@ class Pipeline:
             camera_pose=context.camera_pose,
             anchors=context.anchors,
             events=context.events,
+            zones=context.zones,
         )
 
     def close(self) -> None:

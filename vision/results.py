@@ -18,6 +18,7 @@ __all__ = [
     "Person",
     "PoseSource",
     "SafetyEvent",
+    "ZoneOutline",
 ]
 
 PoseSource = Literal["device", "markers", "planar", "rgbd"]
@@ -161,3 +162,15 @@ class SafetyEvent:
 
     def to_dict(self) -> dict[str, Any]:
         return {"zone": self.zone, "person_id": self.person_id, "keypoints": list(self.keypoints)}
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneOutline:
+    """A safety zone as checked on this frame: its polygon in normalized uv (world zones
+    projected with this frame's camera), so viewers can draw it."""
+
+    name: str
+    polygon: tuple[tuple[float, float], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "polygon": [_r(p, 4) for p in self.polygon]}

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vision.geometry import invert_pose, pose_matrix
-from vision.results import Person, SafetyEvent
+from vision.results import Person, SafetyEvent, ZoneOutline
 from vision.stages import FrameContext
 
 FEET = (27, 28, 29, 30, 31, 32)
@@ -227,6 +227,7 @@ class SafetyStage:
 
     def run(self, frame: FrameContext) -> None:
         zones = self.resolver.zones_for(frame)
+        frame.zones = frame.zones + tuple(ZoneOutline(z.name, z.polygon) for z in zones)
         if not zones or not frame.persons:
             return
         opts = self.options

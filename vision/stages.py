@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vision.markers import MarkerDetector, MarkerTracker, MarkerTracking
-from vision.results import Anchor, CameraPose, DetectedObject, Person, SafetyEvent
+from vision.results import Anchor, CameraPose, DetectedObject, Person, SafetyEvent, ZoneOutline
 from vision.rgbd import DepthFrame
 from vision.types import CameraSource, Intrinsics, MarkerPose, Telemetry
 
@@ -46,6 +46,7 @@ class FrameContext:
         "objects",
         "persons",
         "telemetry",
+        "zones",
     )
 
     def __init__(
@@ -66,6 +67,7 @@ class FrameContext:
         self.camera_pose: CameraPose | None = None
         self.anchors: tuple[Anchor, ...] = ()
         self.events: tuple[SafetyEvent, ...] = ()
+        self.zones: tuple[ZoneOutline, ...] = ()
         self._gray: npt.NDArray[np.uint8] | None = None
         self._bgr: npt.NDArray[np.uint8] | None = None
 

@@ -22,7 +22,14 @@ import numpy as np
 import numpy.typing as npt
 
 from vision.errors import InvalidIntrinsicsError
-from vision.results import Anchor, CameraPose, DetectedObject, Person, SafetyEvent
+from vision.results import (
+    Anchor,
+    CameraPose,
+    DetectedObject,
+    Person,
+    SafetyEvent,
+    ZoneOutline,
+)
 
 if TYPE_CHECKING:
     from vision.rgbd import DepthFrame
@@ -292,6 +299,8 @@ class FrameResult:
     camera_pose: CameraPose | None = None
     anchors: tuple[Anchor, ...] = ()
     events: tuple[SafetyEvent, ...] = ()
+    zones: tuple[ZoneOutline, ...] = ()
+    """Safety zones checked on this frame, in this frame's uv."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -304,6 +313,7 @@ class FrameResult:
             "camera_pose": None if self.camera_pose is None else self.camera_pose.to_dict(),
             "anchors": [a.to_dict() for a in self.anchors],
             "events": [e.to_dict() for e in self.events],
+            "zones": [z.to_dict() for z in self.zones],
             "timings_ms": {stage: round(ms, 3) for stage, ms in self.timings_ms},
             "camera": self.camera,
         }

@@ -234,9 +234,10 @@ def save_twin(twin: TwinProcess, twin_dir: Path, session_id: str) -> None:
     twin_dir.mkdir(parents=True, exist_ok=True)
     paths = twin_paths(twin_dir, session_id)
     facts = twin.summary()
-    files = [("json", json.dumps(facts, indent=1).encode())]
+    files = []
     if facts["triangles"]:  # keyframes that gave no surface yet: the summary only
         files += [("glb", twin.glb_bytes()), ("ply", twin.ply_bytes())]
+    files.append(("json", json.dumps(facts, indent=1).encode()))  # last: the twin is complete
     for ext, data in files:
         partial = paths[ext].with_suffix(f".{ext}.part")
         partial.write_bytes(data)

@@ -299,6 +299,7 @@ class Room:
             camera_pose=data["camera_pose"],
             anchors=data["anchors"],
             events=data["events"],
+            zones=data["zones"],
             timings_ms=data["timings_ms"],
             camera=data["camera"],
             t_capture_ms=None if telemetry is None else telemetry.t_capture_ms,

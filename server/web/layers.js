@@ -1,8 +1,8 @@
 // Vision layers drawn over the live view: people (skeleton + ergonomic risk), equipment and
-// other detected objects, and world-anchored ink. Markers are drawn by view.js. Each layer can be
+// other detected objects, world-anchored ink, and safety zones (red while someone is inside). Markers are drawn by view.js. Each layer can be
 // switched off from the side panel; `at([u, v])` maps normalized frame coordinates to the canvas.
 
-export const LAYERS = ["markers", "people", "objects", "anchors"];
+export const LAYERS = ["markers", "people", "objects", "anchors", "zones"];
 
 // BlazePose's 33-landmark skeleton.
 const SKELETON = [
@@ -93,5 +93,28 @@ export function drawAnchors(ctx, anchors, at) {
     ctx.arc(points[0][0], points[0][1], 4, 0, 2 * Math.PI);
     ctx.fill();
     ctx.restore();
+  }
+}
+
+export function drawZones(ctx, zones, events, at, label) {
+  const occupied = new Set((events || []).map((e) => e.zone));
+  for (const zone of zones || []) {
+    if (!zone.polygon || zone.polygon.length < 3) continue;
+    const points = zone.polygon.map(at);
+    const inside = occupied.has(zone.name);
+    ctx.save();
+    ctx.strokeStyle = inside ? "#ff3b30" : "#ff9f0a";
+    ctx.fillStyle = inside ? "rgba(255,59,48,0.22)" : "rgba(255,159,10,0.08)";
+    ctx.lineWidth = inside ? 3 : 2;
+    ctx.setLineDash(inside ? [] : [8, 6]);
+    ctx.beginPath();
+    points.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
+    ctx.closePath();
+    ctx.fill();
+    ctx.stroke();
+    ctx.restore();
+    const top = points.reduce((a, b) => (b[1] < a[1] ? b : a));
+    label(inside ? `${zone.name} · person inside` : zone.name, top[0], top[1] - 8,
+      inside ? "#8a1c17" : "#6b4a00");
   }
 }

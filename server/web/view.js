@@ -6,7 +6,7 @@
 // a short buffer of overlays and, per frame, draw the one with the same timestamp, or else the
 // newest one older than the frame, marked stale when it is more than STALE_MS older.
 
-import { LAYERS, drawAnchors, drawObjects, drawPeople } from "./layers.js";
+import { LAYERS, drawAnchors, drawObjects, drawPeople, drawZones } from "./layers.js";
 
 const RTP_MOD = 2 ** 32;
 const HALF = 2 ** 31;
@@ -279,6 +279,7 @@ export class LiveView {
       ctx.globalAlpha = 1 - 0.5 * (ageMs / STALE_MS); // older overlay, fainter outline
     }
     const label = (text, x, y, background) => drawLabel(ctx, text, x, y, stale ? "#5b6270" : background);
+    if (this.layers.zones) drawZones(ctx, overlay.zones, overlay.events, at, label);
     if (this.layers.people) drawPeople(ctx, overlay.persons, at, label);
     if (this.layers.objects) drawObjects(ctx, overlay.objects, at, label);
     if (this.layers.anchors && !stale) drawAnchors(ctx, overlay.anchors, at);

@@ -173,7 +173,7 @@ def test_to_dict_round_trips_through_json(render: Render, camera: Intrinsics) ->
     assert json.loads(text) == data
     assert set(data) == {
         "pts", "width", "height", "markers", "persons", "objects", "camera_pose", "anchors",
-        "events", "timings_ms", "camera",
+        "events", "zones", "timings_ms", "camera",
     }  # fmt: skip
     assert (data["pts"], data["width"], data["height"], data["camera"]) == (
         123,

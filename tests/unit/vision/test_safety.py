@@ -166,6 +166,11 @@ def test_world_zone_follows_the_reference_frame(source: str) -> None:
     )
     stage.run(frame)
     assert frame.events == (SafetyEvent("forklift lane", 1, (L_ANKLE,)),)
+    # The zone as checked on this frame goes out with the overlay, to be drawn.
+    (outline,) = frame.zones
+    corners = [project(frame, camera_from_marker, p) for p in FLOOR]
+    assert outline.name == "forklift lane"
+    np.testing.assert_allclose(outline.polygon, corners, atol=1e-9)
 
 
 def test_world_zone_unchecked_without_its_reference_and_clipped_behind_the_camera() -> None:
