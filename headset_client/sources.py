@@ -85,7 +85,15 @@ class SyntheticVideoTrack(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, width: int = 640, height: int = 480, fps: float = 30.0) -> None:
+    def __init__(
+        self,
+        width: int = 640,
+        height: int = 480,
+        fps: float = 30.0,
+        backdrop: np.ndarray | None = None,
+    ) -> None:
+        """``backdrop``: an image (e.g. a photo of a person at work) pasted into the left part
+        of the background, so the pose stage has somebody to find."""
         super().__init__()
         self.width, self.height, self.fps = width, height, fps
         self._index = 0
@@ -96,6 +104,13 @@ class SyntheticVideoTrack(MediaStreamTrack):
         ramp = np.linspace(60, 160, width, dtype=np.float32)[None, :]
         base = np.clip(texture.astype(np.float32) + ramp, 0, 255).astype(np.uint8)
         self._background = cv2.cvtColor(base, cv2.COLOR_GRAY2BGR)
+        if backdrop is not None:
+            side = int(height * 0.8)
+            scale = side / max(backdrop.shape[:2])
+            photo = cv2.resize(backdrop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            h, w = photo.shape[:2]
+            y = (height - h) // 2
+            self._background[y : y + h, 8 : 8 + w] = photo[:, : width - 8]
         dictionary = cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_4X4_50)
         marker = cv2.aruco.generateImageMarker(dictionary, MARKER_ID, 120)
         border = 20  # white quiet zone around the marker
@@ -240,9 +255,17 @@ class _FileTrack(MediaStreamTrack):
 
 
 def open_source(spec: str) -> Source:
-    """``synthetic``, ``file:PATH``, ``rgbd:FOLDER`` (TUM RGB-D layout) or ``webcam:N``."""
+    """``synthetic`` (``synthetic:IMAGE`` with a photo in the background), ``file:PATH``,
+    ``rgbd:FOLDER`` (TUM RGB-D layout) or ``webcam:N``."""
     if spec == "synthetic":
         return Source(video=SyntheticVideoTrack(), audio=None, description="synthetic 640x480@30")
+    if spec.startswith("synthetic:"):
+        path = spec[len("synthetic:") :]
+        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"cannot read the backdrop image {path!r}")
+        synthetic = SyntheticVideoTrack(backdrop=np.asarray(image, np.uint8))
+        return Source(video=synthetic, audio=None, description=f"synthetic 640x480@30 over {path}")
     if spec.startswith("file:"):
         path = spec[len("file:") :]
         playback = FilePlayback(path)

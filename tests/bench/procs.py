@@ -156,13 +156,13 @@ class ServerProcess:
 
     async def start(self) -> None:
         env = {
+            "FIELDSIGHT_VISION_FPS": "10",  # unless the caller sets it
             **os.environ,
             "PYTHONDONTWRITEBYTECODE": "1",
             "FIELDSIGHT_PORT": str(self.port),
             "FIELDSIGHT_DATA_DIR": str(self.workdir / "data"),
             "FIELDSIGHT_DEMO_PASSWORD": PASSWORD,
             "FIELDSIGHT_ICE_HOST_ADDRESSES": "127.0.0.1",
-            "FIELDSIGHT_VISION_FPS": "10",
         }
         module = "server" if self.kind == "fieldsight" else "tests.bench.naive_server"
         log = self.log_path.open("wb")

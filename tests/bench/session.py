@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 import urllib.request
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import cv2
 from aiortc.mediastreams import MediaStreamTrack
 
 from headset_client.client import HeadsetClient, HeadsetOptions
@@ -52,7 +54,13 @@ class TimedSource(MediaStreamTrack):
 
     def __init__(self) -> None:
         super().__init__()
-        self.inner = SyntheticVideoTrack()
+        backdrop = None
+        path = os.environ.get("FIELDSIGHT_BENCH_BACKDROP")  # e.g. a photo of a person
+        if path:
+            backdrop = cv2.imread(path, cv2.IMREAD_COLOR)
+            if backdrop is None:
+                raise ValueError(f"FIELDSIGHT_BENCH_BACKDROP: cannot read {path!r}")
+        self.inner = SyntheticVideoTrack(backdrop=backdrop)
         self.captured: list[tuple[int, float]] = []
 
     async def recv(self) -> av.VideoFrame:
