@@ -99,11 +99,18 @@ class HeadsetClient:
         self.anchors: dict[str, dict[str, Any]] = {}
         """Where each stroke is fixed in the world (``frame``, ``xyz``), by stroke id."""
         self.last_overlay: dict[str, Any] | None = None
+        self.messages: deque[dict[str, Any]] = deque(maxlen=500)
+        """Chat, freeze, step and error messages received (newest 500)."""
+        self.acks: dict[str, int] = {}
+        """Event seq of each of our messages the server has stored, by id."""
+        self.recording: dict[str, Any] | None = None
+        """Whether the session is recorded now (``on``, ``reason``), as the server last said."""
         self.joined: dict[str, Any] | None = None
         self.on_overlay: Callable[[dict[str, Any]], None] | None = None
         self.on_stroke: Callable[[dict[str, Any]], None] | None = None
         self._sent: OrderedDict[int, float] = OrderedDict()
         self._last_depth = 0.0
+        self._message_count = 0
         self.depth_pts: deque[int] = deque(maxlen=1000)
         """pts of the frames whose depth image was sent (newest 1000)."""
         self._pc: RTCPeerConnection | None = None
@@ -140,6 +147,7 @@ class HeadsetClient:
         )
         joined = await self._expect("joined")
         self.joined = joined
+        self.recording = joined.get("recording")
         self._pc = pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
 
         @pc.on("connectionstatechange")
@@ -291,6 +299,12 @@ class HeadsetClient:
                 self.on_overlay(message)
         elif label == "annotations" and kind == "anchor":
             self.anchors[str(message["id"])] = message
+        elif label == "annotations" and kind == "ack":
+            self.acks[str(message["id"])] = int(message["seq"])
+        elif label == "annotations" and kind == "recording":
+            self.recording = message
+        elif label == "annotations" and kind in ("chat", "freeze", "step", "error"):
+            self.messages.append(message)
         elif label == "annotations" and kind == "stroke":
             self.report.annotations_received += 1
             if message.get("t_sent_ms") is not None:
@@ -299,6 +313,18 @@ class HeadsetClient:
             self.strokes.append(message)
             if self.on_stroke is not None:
                 self.on_stroke(message)
+
+    def send_message(self, kind: str, **fields: Any) -> str:
+        """Send a chat (``text``) or consent (``recording``) message; returns its id (the ack
+        lands in ``acks`` once the server stored it)."""
+        self._message_count += 1
+        message_id = f"h{self._message_count}-{int(time.time() * 1000) % 10**8}"
+        channel = self._channels.get("annotations")
+        if channel is None or channel.readyState != "open":
+            raise RuntimeError("the annotations channel is not open yet")
+        body = {"v": PROTOCOL_VERSION, "type": kind, "id": message_id, **fields}
+        channel.send(json.dumps(body))
+        return message_id
 
     async def run_for(self, seconds: float) -> None:
         try:

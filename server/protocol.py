@@ -36,11 +36,14 @@ __all__ = [
     "AckMessage",
     "AnchorMessage",
     "AnnotationMessage",
+    "ChatMessage",
+    "ConsentMessage",
     "AnswerMessage",
     "ClientMessage",
     "CloseCode",
     "DepthHeader",
     "ErrorMessage",
+    "FreezeMessage",
     "JoinMessage",
     "JoinedMessage",
     "LeaveMessage",
@@ -51,8 +54,12 @@ __all__ = [
     "ParticipantLeftMessage",
     "PingMessage",
     "PongMessage",
+    "RECORDED_TYPES",
+    "RecordedMessage",
+    "RecordingMessage",
     "ProtocolError",
     "ServerMessage",
+    "StepMessage",
     "StrokeMessage",
     "TelemetryMessage",
     "pack_depth",
@@ -63,6 +70,7 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION = 1
+CHAT_MAX_CHARS = 2000
 
 #: label -> (negotiated id, ordered, max retransmits)
 DATA_CHANNELS: dict[str, tuple[int, bool, int | None]] = {
@@ -148,6 +156,14 @@ class ParticipantInfo(BaseModel):
     role: ParticipantRole
 
 
+class RecordingMessage(_Message):
+    """Server -> everyone: whether the session is being recorded now, and why (not)."""
+
+    type: Literal["recording"] = "recording"
+    on: bool
+    reason: str
+
+
 class JoinedMessage(_Message):
     type: Literal["joined"] = "joined"
     participant_id: str
@@ -157,6 +173,8 @@ class JoinedMessage(_Message):
     participants: list[ParticipantInfo]
     ice_servers: list[str]
     data_channels: dict[str, int]
+    recording: RecordingMessage | None = None
+    """Whether the session is being recorded now (later changes come on ``annotations``)."""
 
 
 class AnswerMessage(_Message):
@@ -312,8 +330,60 @@ class StrokeMessage(_Message):
     author: str | None = None
 
 
+class _Recorded(_Message):
+    """A message that becomes a session event: relayed to the room, stored, then acked to its
+    author with the event's ``seq`` (``seq`` and ``author`` are set by the server)."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    seq: int | None = None
+    author: str | None = None
+    t_sent_ms: float | None = None
+
+
+class ChatMessage(_Recorded):
+    """Text for everyone in the room (any participant)."""
+
+    type: Literal["chat"] = "chat"
+    text: str = Field(min_length=1, max_length=CHAT_MAX_CHARS)
+    pts: Pts | None = None
+    """The frame the text is about, if any."""
+
+
+class FreezeMessage(_Recorded):
+    """A mentor freezes everyone's view on frame ``pts`` (``on``) or lets the video run again."""
+
+    type: Literal["freeze"] = "freeze"
+    pts: Pts
+    on: bool = True
+
+
+class StepMessage(_Recorded):
+    """A mentor marks the start of a step of the job at frame ``pts`` (training material)."""
+
+    type: Literal["step"] = "step"
+    pts: Pts
+    title: str = Field(min_length=1, max_length=200)
+
+
+class ConsentMessage(_Recorded):
+    """The worker gives (``recording``: true) or withdraws consent to record the session."""
+
+    type: Literal["consent"] = "consent"
+    recording: bool
+
+
+RecordedMessage = ChatMessage | FreezeMessage | StepMessage | ConsentMessage
+RECORDED_TYPES: dict[str, type[RecordedMessage]] = {
+    "chat": ChatMessage,
+    "freeze": FreezeMessage,
+    "step": StepMessage,
+    "consent": ConsentMessage,
+}
+
+
 class AckMessage(_Message):
-    """Server -> author: the stroke ``id`` is stored as event ``seq``."""
+    """Server -> author: the message ``id`` (a stroke, chat, step ...) is stored as event
+    ``seq``."""
 
     type: Literal["ack"] = "ack"
     id: str
@@ -334,7 +404,15 @@ class AnchorMessage(_Message):
 
 
 AnnotationMessage = Annotated[
-    StrokeMessage | AckMessage | AnchorMessage, Field(discriminator="type")
+    StrokeMessage
+    | AckMessage
+    | AnchorMessage
+    | ChatMessage
+    | FreezeMessage
+    | StepMessage
+    | ConsentMessage
+    | RecordingMessage,
+    Field(discriminator="type"),
 ]
 
 _client_adapter: TypeAdapter[JoinMessage | OfferMessage | LeaveMessage | PingMessage] = TypeAdapter(
@@ -395,14 +473,21 @@ def parse_telemetry(raw: str | bytes, limit: int = 64 * 1024) -> TelemetryMessag
         raise ProtocolError("invalid", f"invalid telemetry: {_describe(exc)}") from None
 
 
-def parse_annotation(raw: str | bytes, limit: int = 64 * 1024) -> StrokeMessage:
-    """Parse a message a participant sends on the ``annotations`` channel (only strokes)."""
+def parse_annotation(raw: str | bytes, limit: int = 64 * 1024) -> StrokeMessage | RecordedMessage:
+    """Parse a message a participant sends on the ``annotations`` channel: a stroke, or a chat,
+    freeze, step or consent message."""
     data = _check_envelope(raw, limit)
-    if data.get("type") != "stroke":
-        raise ProtocolError("unknown_type", f"unknown annotation type {data.get('type')!r}")
+    kind = data.get("type")
+    model: type[StrokeMessage | RecordedMessage]
+    if kind == "stroke":
+        model = StrokeMessage
+    elif isinstance(kind, str) and kind in RECORDED_TYPES:
+        model = RECORDED_TYPES[kind]
+    else:
+        raise ProtocolError("unknown_type", f"unknown annotation type {kind!r}")
     if data.get("seq") is not None or data.get("author") is not None:
         raise ProtocolError("invalid", "seq and author are set by the server, not the client")
     try:
-        return StrokeMessage.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise ProtocolError("invalid", f"invalid stroke: {_describe(exc)}") from None
+        raise ProtocolError("invalid", f"invalid {kind}: {_describe(exc)}") from None

@@ -177,6 +177,7 @@ class _Connection:
                 participants=[p.info for p in room.participants.values()],
                 ice_servers=list(services.settings.ice_servers),
                 data_channels={label: spec[0] for label, spec in DATA_CHANNELS.items()},
+                recording=room.recording_state,
             )
         )
 

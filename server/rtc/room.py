@@ -19,12 +19,15 @@ from server.errors import RoomConflictError, RoomFullError
 from server.protocol import (
     AckMessage,
     AnchorMessage,
+    ConsentMessage,
     DepthHeader,
     ErrorMessage,
     OverlayMessage,
     ParticipantJoinedMessage,
     ParticipantLeftMessage,
     ProtocolError,
+    RecordedMessage,
+    RecordingMessage,
     StrokeMessage,
     TelemetryMessage,
     parse_annotation,
@@ -52,6 +55,13 @@ __all__ = ["Room", "RoomOptions"]
 
 logger = logging.getLogger(__name__)
 
+RECORDED_ROLES: dict[str, tuple[str, ...]] = {
+    "chat": ("worker", "mentor", "observer"),
+    "freeze": ("mentor",),
+    "step": ("mentor",),
+    "consent": ("worker",),
+}
+"""Who may send each recorded message type."""
 TELEMETRY_KEEP = 300  # ~10 s of frames at 30 fps
 DEPTH_KEEP = 4  # depth images waiting for their frame (newest kept; each one up to 256 KiB)
 
@@ -103,6 +113,8 @@ class Room:
         (started on the first depth keyframe; the hub saves and closes it with the room)."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_zones: set[tuple[str, int]] = set()
+        self.consent: bool | None = None
+        """The worker's consent to recording: None until asked, then the last answer."""
         # Ergonomic risk, time-weighted: over the whole session and over the current window.
         self._ergonomics = SessionErgonomics()
         self._window = SessionErgonomics()
@@ -148,6 +160,9 @@ class Room:
         if self.worker is participant:
             self.worker = None
             await self._stop_worker_video()
+            if self.consent is not None:  # consent is the worker's: the next one is asked anew
+                self.consent = None
+                self._announce_recording()
         await self.audio.remove_source(participant.id)
         await participant.aclose()
         try:
@@ -394,8 +409,11 @@ class Room:
             if label == "telemetry":
                 self._on_telemetry(sender, raw)
             elif label == "annotations":
-                stroke = parse_annotation(raw, self._options.max_message_bytes)
-                self._spawn(self._on_stroke(sender, stroke))
+                message = parse_annotation(raw, self._options.max_message_bytes)
+                if isinstance(message, StrokeMessage):
+                    self._spawn(self._on_stroke(sender, message))
+                else:
+                    self._spawn(self._on_recorded(sender, message))
             else:
                 raise ProtocolError("wrong_channel", f"nothing may be sent on {label!r}")
         except ProtocolError as exc:
@@ -467,6 +485,62 @@ class Room:
             return
         author.send("annotations", AckMessage(id=stroke.id, seq=record.seq).model_dump_json())
 
+    async def _on_recorded(self, author: Participant, message: RecordedMessage) -> None:
+        """Chat, freeze, step and consent: relayed, stored as a session event, then acked."""
+        allowed = RECORDED_ROLES[message.type]
+        if author.role not in allowed:
+            who = " and ".join(f"{r}s" for r in allowed)
+            self._refuse(author, message, "forbidden", f"only {who} may send {message.type}")
+            return
+        if not author.ink_budget.take():
+            self._refuse(author, message, "rate_limited", "too many messages too fast; slow down")
+            return
+        update: dict[str, Any] = {"author": author.username}
+        pts = getattr(message, "pts", None)
+        if pts is not None:
+            update["pts"] = pts = unwrap_near(pts, self.latest_pts)
+        message = message.model_copy(update=update)
+        payload = message.model_dump_json()
+        worker_payload = payload
+        if pts is not None and self.timeline.offset:
+            shifted = message.model_copy(update={"pts": self.timeline.to_worker(pts)})
+            worker_payload = shifted.model_dump_json()
+        for participant in self.participants.values():
+            if participant is not author:
+                participant.send(
+                    "annotations", worker_payload if participant is self.worker else payload
+                )
+        try:
+            record = await self._events.append(
+                self.session_id,
+                message.type,
+                message.model_dump(exclude={"v", "type", "seq", "author", "t_sent_ms"}),
+                actor=author.username,
+                media_pts=pts,
+            )
+        except Exception:
+            logger.exception("could not store %s %s", message.type, message.id)
+            self._refuse(author, message, "not_recorded", "shown live, but the record failed")
+            return
+        author.send("annotations", AckMessage(id=message.id, seq=record.seq).model_dump_json())
+        if isinstance(message, ConsentMessage):
+            self.consent = message.recording
+            self._announce_recording()
+
+    @property
+    def recording_state(self) -> RecordingMessage:
+        """Whether this session is recorded now (needs the worker's consent), and why."""
+        if self.consent is None:
+            return RecordingMessage(on=False, reason="waiting for the worker's consent")
+        if not self.consent:
+            return RecordingMessage(on=False, reason="the worker has not consented to recording")
+        return RecordingMessage(on=True, reason="the worker consented to recording")
+
+    def _announce_recording(self, only: Participant | None = None) -> None:
+        payload = self.recording_state.model_dump_json()
+        for participant in [only] if only is not None else list(self.participants.values()):
+            participant.send("annotations", payload)
+
     async def _anchor(self, stroke: StrokeMessage) -> AnchorMessage | None:
         """Lift the stroke off the image (in the vision pool: it is geometry, not loop work)."""
         pipeline = self._pipeline
@@ -486,8 +560,12 @@ class Room:
         return AnchorMessage(id=stroke.id, frame=anchor.frame, xyz=xyz)
 
     @staticmethod
-    def _refuse(author: Participant, stroke: StrokeMessage, code: str, message: str) -> None:
-        error = ErrorMessage(code=code, message=f"stroke {stroke.id}: {message}", id=stroke.id)
+    def _refuse(
+        author: Participant, stroke: StrokeMessage | RecordedMessage, code: str, message: str
+    ) -> None:
+        error = ErrorMessage(
+            code=code, message=f"{stroke.type} {stroke.id}: {message}", id=stroke.id
+        )
         author.send("annotations", error.model_dump_json())
 
     def _spawn(self, coro: Any) -> None:
