@@ -12,7 +12,17 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from server import signaling
-from server.routes import auth, equipment, health, markers, metrics, rooms, twins, users
+from server.routes import (
+    auth,
+    equipment,
+    health,
+    markers,
+    metrics,
+    rooms,
+    sessions,
+    twins,
+    users,
+)
 from server.services import Services
 from server.settings import Settings
 
@@ -51,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(markers.router)
     app.include_router(equipment.router)
     app.include_router(twins.router)
+    app.include_router(sessions.router)
     app.include_router(signaling.router)
     app.mount("/mentor", StaticFiles(directory=WEB_DIR, html=True), name="mentor")
 

@@ -22,6 +22,7 @@ from sessions import (
     UserExistsError,
     UserStore,
 )
+from sessions.catalog import SessionCatalog
 from vision import EquipmentLibrary, PipelineOptions, PoseOptions, available_stages
 
 __all__ = ["DEMO_USERS", "Services"]
@@ -46,6 +47,7 @@ class Services:
     markers: MarkerRegistry
     room_settings: RoomSettingsStore
     equipment: EquipmentService
+    catalog: SessionCatalog
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -98,6 +100,7 @@ class Services:
             loop_monitor=LoopMonitor(),
             markers=MarkerRegistry(db),
             room_settings=RoomSettingsStore(db),
+            catalog=SessionCatalog(db),
             equipment=EquipmentService(
                 EquipmentStore(db), library, settings.data_dir / "equipment"
             ),
