@@ -2,6 +2,7 @@
 
 python -m server                       # serve (same as `python -m server serve`)
 python -m server admin create-user NAME --role mentor [--password-stdin]
+python -m server admin migrate         # bring the database schema to the newest revision
 """
 
 from __future__ import annotations
@@ -56,11 +57,23 @@ async def _create_user(settings: Settings, username: str, role: str, password: s
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
     try:
-        await db.create_all()
+        await db.migrate()
         password_hash = await PasswordHasher().hash_async(password)
         await UserStore(db).create(username, password_hash, Role(role))
     finally:
         await db.aclose()
+
+
+async def _migrate(settings: Settings) -> tuple[str | None, str | None]:
+    from sessions import Database
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    try:
+        result = await db.migrate()
+    finally:
+        await db.aclose()
+    return result.before, result.after
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument(
         "--password-stdin", action="store_true", help="read the password from stdin"
     )
+    admin_sub.add_parser(
+        "migrate", help="migrate the database schema to the newest revision (the server also does)"
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(
@@ -88,6 +104,15 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command in (None, "serve"):
         return _serve(settings)
+    if args.admin_command == "migrate":
+        try:
+            before, after = asyncio.run(_migrate(settings))
+        except Exception as exc:
+            print(f"error: migration failed: {exc}", file=sys.stderr)
+            return 1
+        state = "already at the newest revision" if before == after else "migrated"
+        print(f"database revision: {before or '(none)'} -> {after or '(none)'} ({state})")
+        return 0
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:

@@ -11,7 +11,7 @@ import logging
 import os
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
@@ -24,6 +24,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from sessions.models import Base
+
+if TYPE_CHECKING:
+    from sessions.migrate import MigrationResult
 
 __all__ = ["Database", "sqlite_url"]
 
@@ -83,8 +86,19 @@ class Database:
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
 
+    async def migrate(self, revision: str = "head") -> MigrationResult:
+        """Bring the schema to ``revision`` with the package's Alembic migrations (a no-op when it
+        is there); adopts a database made by :meth:`create_all`. See :mod:`sessions.migrate`."""
+        from sessions.migrate import upgrade
+
+        return await upgrade(self, revision)
+
     async def create_all(self) -> None:
-        """Create every table that does not exist yet (a migration tool replaces this later)."""
+        """Create every missing table straight from the models, without migration history.
+
+        For throwaway databases only (and to reproduce databases made before migrations existed);
+        the server uses :meth:`migrate`, which also adopts what this made.
+        """
         async with self.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
 

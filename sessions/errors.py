@@ -6,7 +6,7 @@ written for the person who has to act on them.
 
 from __future__ import annotations
 
-__all__ = ["NotFoundError", "SessionsError", "StorageError", "UserExistsError"]
+__all__ = ["NotFoundError", "SchemaError", "SessionsError", "StorageError", "UserExistsError"]
 
 
 class SessionsError(Exception):
@@ -35,3 +35,7 @@ class NotFoundError(SessionsError):
 
 class StorageError(SessionsError):
     """The database could not complete an operation that should have succeeded."""
+
+
+class SchemaError(StorageError):
+    """The database's tables match no known schema revision, so it cannot be migrated safely."""

@@ -24,7 +24,14 @@ from sqlalchemy.sql.expression import ColumnElement
 
 from sessions.db import Database
 from sessions.errors import NotFoundError, StorageError
-from sessions.models import EVENT_TYPE_MAX, ROOM_MAX, USERNAME_MAX, Event, utcnow
+from sessions.models import (
+    END_REASON_MAX,
+    EVENT_TYPE_MAX,
+    ROOM_MAX,
+    USERNAME_MAX,
+    Event,
+    utcnow,
+)
 from sessions.models import Session as SessionRow
 
 __all__ = ["MAX_PAGE", "MAX_PAYLOAD_BYTES", "EventLog", "EventRecord", "SessionRecord"]
@@ -42,16 +49,35 @@ _APPEND_ATTEMPTS = 5
 
 @dataclass(frozen=True, slots=True)
 class SessionRecord:
-    """A live session of a room; ``ended_at`` is ``None`` while it runs."""
+    """A live session of a room; ``ended_at`` is ``None`` while it runs.
+
+    ``end_reason`` says why it ended (``"closed"``, ``"server_restart"`` …) and
+    ``ended_abnormally`` whether that was a crash or restart rather than the room closing.
+    ``previous_session_id`` names the session this one continues; ``recording_consent`` is the
+    worker's current consent to recording (``None``: not asked yet).
+    """
 
     id: str
     room: str
     started_at: datetime
     ended_at: datetime | None
+    end_reason: str | None = None
+    ended_abnormally: bool = False
+    previous_session_id: str | None = None
+    recording_consent: bool | None = None
 
     @classmethod
     def _from_row(cls, row: SessionRow) -> SessionRecord:
-        return cls(id=row.id, room=row.room, started_at=row.started_at, ended_at=row.ended_at)
+        return cls(
+            id=row.id,
+            room=row.room,
+            started_at=row.started_at,
+            ended_at=row.ended_at,
+            end_reason=row.end_reason,
+            ended_abnormally=row.ended_abnormally,
+            previous_session_id=row.previous_session_id,
+            recording_consent=row.recording_consent,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,28 +141,84 @@ class EventLog:
         self._db = db
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
-    async def open_session(self, room: str) -> SessionRecord:
-        """Start a new session of ``room`` and return it."""
+    async def open_session(
+        self, room: str, previous_session_id: str | None = None
+    ) -> SessionRecord:
+        """Start a new session of ``room`` and return it.
+
+        ``previous_session_id`` names the session this one continues (one that ended abnormally,
+        e.g. with the server's restart); :class:`NotFoundError` if there is no such session.
+        """
         _check_text("room", room, ROOM_MAX)
-        row = SessionRow(room=room, started_at=utcnow())
+        row = SessionRow(room=room, started_at=utcnow(), previous_session_id=previous_session_id)
         async with self._db.session() as session, session.begin():
+            if (
+                previous_session_id is not None
+                and await session.get(SessionRow, previous_session_id) is None
+            ):
+                raise NotFoundError("session", previous_session_id)
             session.add(row)
         logger.info("session opened", extra={"session_id": row.id, "room": room})
         return SessionRecord._from_row(row)
 
-    async def close_session(self, session_id: str) -> SessionRecord:
-        """Mark the session ended (the first close wins) and return it."""
+    async def close_session(
+        self, session_id: str, reason: str = "closed", abnormal: bool = False
+    ) -> SessionRecord:
+        """Mark the session ended with ``reason`` (the first close wins) and return it."""
+        _check_text("end reason", reason, END_REASON_MAX)
         async with self._db.session() as session, session.begin():
             await session.execute(
                 update(SessionRow)
                 .where(SessionRow.id == session_id, SessionRow.ended_at.is_(None))
-                .values(ended_at=utcnow())
+                .values(ended_at=utcnow(), end_reason=reason, ended_abnormally=abnormal)
             )
             row = await session.get(SessionRow, session_id, populate_existing=True)
             if row is None:
                 raise NotFoundError("session", session_id)
             record = SessionRecord._from_row(row)
-        logger.info("session closed", extra={"session_id": session_id})
+        logger.info("session closed (%s)", record.end_reason, extra={"session_id": session_id})
+        return record
+
+    async def end_abandoned_sessions(self, reason: str = "server_restart") -> list[SessionRecord]:
+        """End, as abnormal with ``reason``, every session still open; return them, oldest first.
+
+        The server calls this when it starts, before it accepts connections: a session left open
+        then belongs to a process that died. (With several server processes on one database, each
+        would end the others' live sessions: this assumes one process owns the database.)
+        """
+        _check_text("end reason", reason, END_REASON_MAX)
+        async with self._db.session() as session, session.begin():
+            rows = (
+                await session.scalars(
+                    update(SessionRow)
+                    .where(SessionRow.ended_at.is_(None))
+                    .values(ended_at=utcnow(), end_reason=reason, ended_abnormally=True)
+                    .returning(SessionRow),
+                    execution_options={"populate_existing": True},
+                )
+            ).all()
+            records = sorted(
+                (SessionRecord._from_row(row) for row in rows),
+                key=lambda record: (record.started_at, record.id),
+            )
+        for record in records:
+            logger.warning(
+                "session %s of room %s was still open: ended (%s)",
+                record.id,
+                record.room,
+                reason,
+                extra={"session_id": record.id},
+            )
+        return records
+
+    async def set_recording_consent(self, session_id: str, consent: bool | None) -> SessionRecord:
+        """Store the worker's current consent to recording the session; return the session."""
+        async with self._db.session() as session, session.begin():
+            row = await session.get(SessionRow, session_id)
+            if row is None:
+                raise NotFoundError("session", session_id)
+            row.recording_consent = consent
+            record = SessionRecord._from_row(row)
         return record
 
     async def get_session(self, session_id: str) -> SessionRecord | None:

@@ -1,4 +1,8 @@
-"""Declarative models: users, live sessions of a room, and the append-only event log."""
+"""Declarative models: users, live sessions of a room, the append-only event log, recordings.
+
+Every change to a table here needs a migration revision in ``sessions/migrations/versions``; a test
+compares a migrated database with these models.
+"""
 
 from __future__ import annotations
 
@@ -12,21 +16,43 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Integer,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "Event", "Role", "Session", "User", "UTCDateTime", "utcnow"]
+__all__ = [
+    "Base",
+    "Event",
+    "OrganisationSettings",
+    "Recording",
+    "RecordingKind",
+    "RecordingStatus",
+    "Role",
+    "Session",
+    "User",
+    "UTCDateTime",
+    "utcnow",
+]
 
 USERNAME_MAX = 64
 DISPLAY_NAME_MAX = 128
 ROOM_MAX = 64
 EVENT_TYPE_MAX = 32
+END_REASON_MAX = 32
+TRACK_MAX = 128
+CODEC_MAX = 32
+CONTAINER_MAX = 16
+PATH_MAX = 1024
+ORGANISATION_MAX = 64
+DEFAULT_ORGANISATION = "default"
 
 
 def utcnow() -> datetime:
@@ -117,6 +143,15 @@ class Session(Base):
     room: Mapped[str] = mapped_column(String(ROOM_MAX), index=True)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    end_reason: Mapped[str | None] = mapped_column(String(END_REASON_MAX), default=None)
+    """Why it ended: ``"closed"``, ``"server_restart"`` …; ``None`` while it runs."""
+    ended_abnormally: Mapped[bool] = mapped_column(default=False, server_default=false())
+    previous_session_id: Mapped[str | None] = mapped_column(
+        ForeignKey("sessions.id", name="fk_sessions_previous_session_id"), default=None
+    )
+    """The session this one continues (after a crash ended that one abnormally)."""
+    recording_consent: Mapped[bool | None] = mapped_column(default=None)
+    """The worker's current consent to recording; ``None`` until asked."""
 
 
 class Event(Base):
@@ -138,3 +173,66 @@ class Event(Base):
     """Username of whoever caused the event; ``None`` for the system."""
     type: Mapped[str] = mapped_column(String(EVENT_TYPE_MAX))
     payload: Mapped[dict[str, Any]]
+
+
+class RecordingKind(enum.StrEnum):
+    VIDEO = "video"
+    AUDIO = "audio"
+
+
+class RecordingStatus(enum.StrEnum):
+    """``recording`` while written; then ``complete``, ``interrupted`` (cut short) or ``failed``."""
+
+    RECORDING = "recording"
+    COMPLETE = "complete"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+
+
+def _string_enum(cls: type[enum.StrEnum], name: str) -> Enum:
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
+
+
+class Recording(Base):
+    """One recorded track of a session: a media file under the data dir, and what is known of it."""
+
+    __tablename__ = "recordings"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_new_session_id)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    track: Mapped[str] = mapped_column(String(TRACK_MAX))
+    """``"worker-video"``, ``"worker-audio"``, ``"mentor-audio:<username>"`` …"""
+    kind: Mapped[RecordingKind] = mapped_column(_string_enum(RecordingKind, "recording_kind"))
+    participant: Mapped[str] = mapped_column(String(USERNAME_MAX))
+    codec: Mapped[str] = mapped_column(String(CODEC_MAX))
+    container: Mapped[str] = mapped_column(String(CONTAINER_MAX))
+    path: Mapped[str] = mapped_column(String(PATH_MAX))
+    """Where the file is, relative to the data dir."""
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    duration_s: Mapped[float | None] = mapped_column(Float, default=None)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    status: Mapped[RecordingStatus] = mapped_column(
+        _string_enum(RecordingStatus, "recording_status"), default=RecordingStatus.RECORDING
+    )
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class OrganisationSettings(Base):
+    """Settings of one organisation; a deployment has one, named :data:`DEFAULT_ORGANISATION`."""
+
+    __tablename__ = "organisation_settings"
+
+    organisation: Mapped[str] = mapped_column(String(ORGANISATION_MAX), primary_key=True)
+    retention_days: Mapped[int | None] = mapped_column(Integer, default=None)
+    """Days recordings are kept after their session; ``None``: kept until deleted by hand."""
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(USERNAME_MAX), default=None)

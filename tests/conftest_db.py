@@ -92,10 +92,10 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 @pytest.fixture
 async def database(database_url: str) -> AsyncIterator[Database]:
-    """A :class:`Database` on ``database_url`` with every table created; closed afterwards."""
+    """A :class:`Database` on ``database_url``, migrated to the head revision; closed afterwards."""
     db = Database(database_url)
     try:
-        await db.create_all()
+        await db.migrate()
         yield db
     finally:
         await db.aclose()

@@ -21,7 +21,7 @@ def test_sqlite_url_is_absolute_and_async(tmp_path: Path) -> None:
 async def test_sqlite_creates_parent_directory_and_sets_durable_pragmas(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "fieldsight.db"
     async with Database(sqlite_url(path)) as db:
-        await db.create_all()
+        await db.migrate()
         async with db.session() as session:
             journal = await session.scalar(text("PRAGMA journal_mode"))
             synchronous = await session.scalar(text("PRAGMA synchronous"))
@@ -70,6 +70,6 @@ async def test_naive_datetime_is_refused(database: Database) -> None:
 
 async def test_aclose_is_idempotent(tmp_path: Path) -> None:
     db = Database(sqlite_url(tmp_path / "x.db"))
-    await db.create_all()
+    await db.migrate()
     await db.aclose()
     await db.aclose()

@@ -10,7 +10,7 @@ from sessions import Database, EventLog
 
 async def test_committed_event_survives_closing_and_reopening(database_url: str) -> None:
     async with Database(database_url) as db:
-        await db.create_all()
+        await db.migrate()
         log = EventLog(db)
         s = await log.open_session("bay-3")
         record = await log.append(s.id, "ink", {"uv": [0.1, 0.2]}, actor="ana", media_pts=9000)

@@ -1,0 +1,1 @@
+"""Schema revisions, oldest first: ``r0001_baseline``, ``r0002_session_records`` …"""
