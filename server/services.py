@@ -11,12 +11,14 @@ from server.monitor import LoopMonitor
 from server.rtc.hub import MediaHub, RoomVision
 from server.rtc.participant import PeerOptions
 from server.rtc.room import RoomOptions
+from server.rtc.session_recording import StoreIndex
 from server.settings import Settings
 from sessions import (
     Database,
     EquipmentStore,
     EventLog,
     MarkerRegistry,
+    RecordingStore,
     Role,
     RoomSettingsStore,
     UserExistsError,
@@ -48,6 +50,7 @@ class Services:
     room_settings: RoomSettingsStore
     equipment: EquipmentService
     catalog: SessionCatalog
+    recordings: RecordingStore
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -59,8 +62,19 @@ class Services:
             )
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.resolved_database_url)
-        await db.create_all()
-        events = EventLog(db)
+        try:
+            await db.migrate()  # logs the revision before and after
+            events = EventLog(db)
+            # Before any connection is accepted: sessions still open were cut off by a crash.
+            abandoned = await events.end_abandoned_sessions(reason="server_restart")
+            if abandoned:
+                logger.warning("ended %d session(s) left open by the last run", len(abandoned))
+            cut = await RecordingStore(db).interrupt_unfinished()
+            if cut:
+                logger.warning("marked %d recording(s) of the last run interrupted", len(cut))
+        except BaseException:
+            await db.aclose()
+            raise
         library = EquipmentLibrary()
         hub = MediaHub(
             events,
@@ -68,6 +82,8 @@ class Services:
                 max_participants=settings.max_participants_per_room,
                 max_message_bytes=settings.max_message_bytes,
                 max_depth_bytes=settings.max_depth_bytes,
+                recordings_dir=settings.data_dir / "recordings",
+                recording_index=StoreIndex(RecordingStore(db), settings.data_dir),
             ),
             pipeline_options=PipelineOptions(
                 stages=tuple(settings.vision_stages),
@@ -101,6 +117,7 @@ class Services:
             markers=MarkerRegistry(db),
             room_settings=RoomSettingsStore(db),
             catalog=SessionCatalog(db),
+            recordings=RecordingStore(db),
             equipment=EquipmentService(
                 EquipmentStore(db), library, settings.data_dir / "equipment"
             ),

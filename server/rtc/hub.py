@@ -162,7 +162,9 @@ class MediaHub:
             room = self.rooms.get(room_name)
             created = room is None
             if room is None:
-                record = await self._events.open_session(room_name)
+                record = await self._events.open_session(
+                    room_name, previous_session_id=await self._cut_off_part(room_name)
+                )
                 room = Room(
                     room_name,
                     record.id,
@@ -180,6 +182,18 @@ class MediaHub:
                     await self._close_room(room)
                 raise
             return room
+
+    async def _cut_off_part(self, room_name: str) -> str | None:
+        """The room's latest session, if a crash cut it off: the new session continues it."""
+        try:
+            sessions = await self._events.sessions_for_room(room_name)
+        except Exception:
+            logger.exception("could not look up the earlier sessions of %s", room_name)
+            return None
+        if not sessions:
+            return None
+        latest = max(sessions, key=lambda s: s.started_at)
+        return latest.id if latest.ended_abnormally else None
 
     def leave_soon(self, participant: Participant, *, reason: str = "left") -> asyncio.Task[None]:
         """Leave as a task of the hub's own, so that a cancelled caller cannot cut it short."""

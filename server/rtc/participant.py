@@ -190,7 +190,7 @@ class Participant:
         if track.kind == "video" and self.role == "worker":
             room.publish_worker_video(self, track)
         elif track.kind == "audio":
-            room.audio.add_source(self.id, track)
+            room.add_voice(self, track)
         else:
             # Only the worker publishes video. Consume what others send so that aiortc's
             # unbounded receive queue never grows, and drop it.

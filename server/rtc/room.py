@@ -10,6 +10,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiortc.contrib.media import MediaRelay
@@ -36,6 +37,7 @@ from server.protocol import (
 )
 from server.rtc.clock import unwrap_near
 from server.rtc.participant import Participant
+from server.rtc.session_recording import RecordingIndex, SessionRecording
 from server.rtc.timeline import RoomTimeline, ShiftedTrack
 from server.rtc.tracks import AudioMix
 from server.rtc.vision_tap import VisionTap
@@ -72,6 +74,10 @@ class RoomOptions:
     max_message_bytes: int = 64 * 1024
     max_depth_bytes: int = 256 * 1024
     """Largest binary depth message accepted on the telemetry channel."""
+    recordings_dir: Path | None = None
+    """Where sessions are recorded (``<dir>/<session_id>/``); None: never recorded."""
+    recording_index: RecordingIndex | None = None
+    """Lists every recorded file (the database)."""
     summary_interval_s: float = 10.0
     """How often the room logs a ``vision_summary`` event (ergonomic risk over that window)."""
 
@@ -115,6 +121,17 @@ class Room:
         self._in_zones: set[tuple[str, int]] = set()
         self.consent: bool | None = None
         """The worker's consent to recording: None until asked, then the last answer."""
+        self._voices: dict[str, tuple[str, MediaStreamTrack]] = {}
+        self.recording: SessionRecording | None = None
+        if options.recordings_dir is not None:
+            self.recording = SessionRecording(
+                session_id,
+                options.recordings_dir / session_id,
+                self._relay,
+                index=options.recording_index,
+                on_error=self._recording_failed,
+                log_event=self._log_system_event,
+            )
         # Ergonomic risk, time-weighted: over the whole session and over the current window.
         self._ergonomics = SessionErgonomics()
         self._window = SessionErgonomics()
@@ -162,8 +179,11 @@ class Room:
             await self._stop_worker_video()
             if self.consent is not None:  # consent is the worker's: the next one is asked anew
                 self.consent = None
-                self._announce_recording()
+            await self._update_recording()
         await self.audio.remove_source(participant.id)
+        self._voices.pop(participant.id, None)
+        if self.recording is not None:
+            await self.recording.remove_voice(participant.id)
         await participant.aclose()
         try:
             await self._events.append(
@@ -188,6 +208,37 @@ class Room:
         for viewer in self.participants.values():
             self.attach_viewer(viewer)
         self._start_vision(track)
+        self._spawn(self._update_recording())
+
+    def add_voice(self, participant: Participant, track: MediaStreamTrack) -> None:
+        """A participant's microphone: into the room's mix, and recorded while recording."""
+        self._voices[participant.id] = (participant.username, track)
+        self.audio.add_source(participant.id, self._relay.subscribe(track, buffered=False))
+        if self.recording is not None and self.recording.active:
+            self._spawn(self.recording.add_voice(participant.id, participant.username, track))
+
+    async def _update_recording(self) -> None:
+        """Record while the worker consents and streams; stop as soon as either ends."""
+        recording = self.recording
+        if recording is None:
+            return
+        wanted = bool(self.consent) and self._worker_video is not None and not recording.failed
+        if wanted and not recording.active:
+            await recording.start(self._worker_video, dict(self._voices))
+        elif not wanted and recording.active:
+            await recording.stop()
+        self._announce_recording()
+
+    def _recording_failed(self, message: str) -> None:
+        logger.error("room %s: recording stopped: %s", self.name, message)
+        self._spawn(self._log_system_event("recording_failed", {"error": message}))
+        self._spawn(self._update_recording())
+
+    async def _log_system_event(self, kind: str, payload: dict[str, Any]) -> None:
+        try:
+            await self._events.append(self.session_id, kind, payload)
+        except Exception:
+            logger.exception("could not log %s", kind)
 
     def _start_vision(self, track: MediaStreamTrack) -> None:
         self._pipeline, fps = self._pipeline_factory(self.twin)
@@ -323,6 +374,8 @@ class Room:
         self._log_safety(result)
         self._add_ergonomics(result)
         payload = overlay.model_dump_json()
+        if self.recording is not None:
+            self.recording.write_overlay(payload)
         worker_payload = self._for_worker(overlay, payload)
         for participant in self.participants.values():
             participant.send("overlay", worker_payload if participant is self.worker else payload)
@@ -525,16 +578,22 @@ class Room:
         author.send("annotations", AckMessage(id=message.id, seq=record.seq).model_dump_json())
         if isinstance(message, ConsentMessage):
             self.consent = message.recording
-            self._announce_recording()
+            await self._update_recording()
 
     @property
     def recording_state(self) -> RecordingMessage:
         """Whether this session is recorded now (needs the worker's consent), and why."""
+        if self.recording is None:
+            return RecordingMessage(on=False, reason="this server does not record sessions")
+        if self.recording.failed is not None:
+            return RecordingMessage(on=False, reason=f"recording stopped: {self.recording.failed}")
+        if self.recording.active:
+            return RecordingMessage(on=True, reason="the worker consented to recording")
         if self.consent is None:
             return RecordingMessage(on=False, reason="waiting for the worker's consent")
         if not self.consent:
             return RecordingMessage(on=False, reason="the worker has not consented to recording")
-        return RecordingMessage(on=True, reason="the worker consented to recording")
+        return RecordingMessage(on=False, reason="waiting for the worker's video")
 
     def _announce_recording(self, only: Participant | None = None) -> None:
         payload = self.recording_state.model_dump_json()
@@ -582,6 +641,8 @@ class Room:
         for participant in list(self.participants.values()):
             await self.remove(participant, reason="server_shutdown")
         await self._stop_worker_video()
+        if self.recording is not None:
+            await self.recording.stop()
         await self.audio.aclose()
         for task in list(self._tasks):
             task.cancel()
