@@ -83,6 +83,8 @@ class Participant:
         self._closed = False
         self._negotiation = asyncio.Lock()
         self.ink_budget = TokenBucket(rate=20.0, burst=60)
+        self.record_lock = asyncio.Lock()
+        """Held while one of this participant's messages is stored, so the log keeps their order."""
 
     @property
     def info(self) -> ParticipantInfo:

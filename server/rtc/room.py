@@ -517,6 +517,10 @@ class Room:
                 participant.send(
                     "annotations", worker_payload if participant is self.worker else payload
                 )
+        async with author.record_lock:  # stored in the order the author sent them
+            await self._store_stroke(author, stroke)
+
+    async def _store_stroke(self, author: Participant, stroke: StrokeMessage) -> None:
         payload_for_log = stroke.model_dump(exclude={"v", "type", "seq", "author"})
         anchor = await self._anchor(stroke)
         if anchor is not None:
@@ -563,6 +567,12 @@ class Room:
                 participant.send(
                     "annotations", worker_payload if participant is self.worker else payload
                 )
+        async with author.record_lock:  # stored in the order the author sent them
+            await self._store_recorded(author, message, pts)
+
+    async def _store_recorded(
+        self, author: Participant, message: RecordedMessage, pts: int | None
+    ) -> None:
         try:
             record = await self._events.append(
                 self.session_id,
