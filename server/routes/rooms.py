@@ -68,6 +68,10 @@ class RoomSettingsBody(BaseModel):
     )
     fps: float | None = Field(default=None, gt=0, le=60, description="analysed frames a second")
     safety_zones: list[ZoneBody] = Field(default_factory=list, max_length=32)
+    blur_faces: bool = Field(
+        default=False,
+        description="blur the faces the 'pose' stage finds in the stored video (needs 'pose')",
+    )
 
 
 @router.get("/{room}/settings")
@@ -92,6 +96,11 @@ async def put_room_settings(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"unknown or repeated stages {unknown or body.stages}; "
             f"available: {', '.join(available_stages())}",
+        )
+    if body.blur_faces and "pose" not in body.stages:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "blur_faces needs the 'pose' stage in stages: faces are found from people's landmarks",
         )
     if body.safety_zones and "safety" not in body.stages:
         raise HTTPException(

@@ -30,6 +30,8 @@ class RoomVision:
     fps: float | None = None
     zones: tuple[Zone | WorldZone, ...] = ()
     """Safety zones (image uv or world) checked by the ``safety`` stage."""
+    blur_faces: bool = False
+    """Blur the faces the ``pose`` stage finds in the stored video (not in the live view)."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RoomVision:
@@ -39,6 +41,7 @@ class RoomVision:
             stages=tuple(data.get("stages", ())),
             fps=None if fps is None else float(fps),
             zones=zones,
+            blur_faces=bool(data.get("blur_faces", False)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,6 +49,7 @@ class RoomVision:
             "stages": list(self.stages),
             "fps": self.fps,
             "safety_zones": [_zone_dict(z) for z in self.zones],
+            "blur_faces": self.blur_faces,
         }
 
     @property
@@ -171,6 +175,7 @@ class MediaHub:
                     events=self._events,
                     executor=self._executor,
                     pipeline_factory=functools.partial(self._new_pipeline, room_name),
+                    blur_faces=functools.partial(self._blur_faces, room_name),
                     marker_label=self.marker_label,
                     options=self._room_options,
                 )
@@ -182,6 +187,10 @@ class MediaHub:
                     await self._close_room(room)
                 raise
             return room
+
+    def _blur_faces(self, room: str) -> bool:
+        custom = self._room_settings.get(room)
+        return custom is not None and custom.blur_faces
 
     async def _cut_off_part(self, room_name: str) -> str | None:
         """The room's latest session, if a crash cut it off: the new session continues it."""

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
@@ -50,6 +52,8 @@ from vision import (
     Telemetry,
     VisionError,
 )
+from vision.privacy import blur_faces
+from vision.results import Person
 from vision.rgbd import decode_depth_png
 from vision.twin_process import TwinProcess
 
@@ -93,6 +97,7 @@ class Room:
         pipeline_factory: Callable[[TwinProcess], tuple[Pipeline, float]],
         options: RoomOptions,
         marker_label: Callable[[int], str | None] = lambda _: None,
+        blur_faces: Callable[[], bool] = lambda: False,
     ) -> None:
         self.name = name
         self.session_id = session_id
@@ -122,6 +127,9 @@ class Room:
         self.consent: bool | None = None
         """The worker's consent to recording: None until asked, then the last answer."""
         self._voices: dict[str, tuple[str, MediaStreamTrack]] = {}
+        self._blur_faces = blur_faces
+        self._latest_persons: tuple[Person, ...] = ()
+        """People of the newest analysed frame (read by the recorder's thread to blur faces)."""
         self.recording: SessionRecording | None = None
         if options.recordings_dir is not None:
             self.recording = SessionRecording(
@@ -224,10 +232,15 @@ class Room:
             return
         wanted = bool(self.consent) and self._worker_video is not None and not recording.failed
         if wanted and not recording.active:
-            await recording.start(self._worker_video, dict(self._voices))
+            transform = self._blur if self._blur_faces() else None
+            await recording.start(self._worker_video, dict(self._voices), transform=transform)
         elif not wanted and recording.active:
             await recording.stop()
         self._announce_recording()
+
+    def _blur(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        """Runs on the recorder's thread: faces of the newest analysed frame, padded for motion."""
+        return blur_faces(image, self._latest_persons)
 
     def _recording_failed(self, message: str) -> None:
         logger.error("room %s: recording stopped: %s", self.name, message)
@@ -373,6 +386,7 @@ class Room:
         )
         self._log_safety(result)
         self._add_ergonomics(result)
+        self._latest_persons = result.persons
         payload = overlay.model_dump_json()
         if self.recording is not None:
             self.recording.write_overlay(payload)

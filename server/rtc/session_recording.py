@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import numpy as np
+import numpy.typing as npt
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
@@ -72,17 +74,21 @@ class SessionRecording:
         self.active = False
 
     async def start(
-        self, video: MediaStreamTrack | None, voices: dict[str, tuple[str, MediaStreamTrack]]
+        self,
+        video: MediaStreamTrack | None,
+        voices: dict[str, tuple[str, MediaStreamTrack]],
+        *,
+        transform: Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.uint8]] | None = None,
     ) -> None:
-        """Start recording the worker's ``video`` and every voice (participant id -> (username,
-        remote audio track))."""
+        """Start recording the worker's ``video`` (through ``transform``, e.g. a face blur, on
+        the recorder's thread) and every voice (participant id -> (username, audio track))."""
         if self.active:
             return
         self.active = True
         self.folder.mkdir(parents=True, exist_ok=True)
         self._overlays = OverlayLog(self.folder / "overlays.jsonl")
         if video is not None:
-            await self._add("worker-video", "video", "worker", video)
+            await self._add("worker-video", "video", "worker", video, transform=transform)
         for participant_id, (username, track) in voices.items():
             await self.add_voice(participant_id, username, track)
         await self._log_event("recording_started", {"tracks": sorted(self._running)})
@@ -135,6 +141,8 @@ class SessionRecording:
         participant: str,
         source: MediaStreamTrack,
         participant_id: str = "worker",
+        *,
+        transform: Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.uint8]] | None = None,
     ) -> None:
         path = self.folder / f"{name}.mp4"
         recorder = TrackRecorder(
@@ -142,6 +150,7 @@ class SessionRecording:
             path,
             kind=kind,
             on_error=self._failed,
+            transform=transform,
             name=f"rec-{participant_id}",
         )
         index_id = None

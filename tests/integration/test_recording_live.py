@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import av
 import pytest
@@ -83,3 +84,58 @@ async def test_consent_starts_and_stops_the_recording(
     assert video.size_bytes == len(data) and video.sha256 == hashlib.sha256(data).hexdigest()
     assert video.path == f"recordings/{session_id}/worker-video.mp4"
     assert any(row.kind == "audio" and row.participant == "mentor" for row in rows)
+
+
+async def test_faces_are_blurred_in_the_stored_video_only(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    import cv2
+    import numpy as np
+    from skimage import data
+
+    from headset_client.client import HeadsetOptions
+    from headset_client.sources import SyntheticVideoTrack, open_source
+    from server.rtc.hub import RoomVision
+    from tests.live import PASSWORD
+    from vision.pose import PoseEstimator, PoseOptions
+    from vision.privacy import face_boxes
+
+    photo = tmp_path / "person.png"
+    cv2.imwrite(str(photo), np.ascontiguousarray(data.astronaut()[:, :, ::-1]))  # type: ignore[no-untyped-call]
+    live_server.services.hub.set_room_settings(
+        "pump-7", RoomVision(stages=("pose",), fps=10, blur_faces=True)
+    )
+    worker = HeadsetClient(
+        HeadsetOptions(server=live_server.url, username="worker", password=PASSWORD),
+        open_source(f"synthetic:{photo}"),
+    )
+    await worker.start()
+    try:
+        await eventually(lambda: worker.last_overlay and worker.last_overlay["persons"], 20, "pose")
+        worker.send_message("consent", recording=True)
+        await eventually(lambda: worker.recording and worker.recording["on"], 10, "recording")
+        sent = worker.report.frames_sent
+        await eventually(lambda: worker.report.frames_sent > sent + 60, 10, "2 s of video")
+        session_id = worker.joined["session_id"]  # type: ignore[index]
+    finally:
+        await worker.aclose()
+    folder = live_server.settings.data_dir / "recordings" / session_id
+    await eventually(lambda: (folder / "worker-video.mp4").stat().st_size > 0, 10, "the file")
+    with av.open(str(folder / "worker-video.mp4")) as container:
+        stored = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)][-10:]
+    # Where the face is: the pose model on the picture the headset drew (static but for the
+    # marker and the code strip).
+    drawn = SyntheticVideoTrack(backdrop=cv2.imread(str(photo))).render(0)
+    (person,) = PoseEstimator(PoseOptions(tracking=False)).process(drawn)
+    (box,) = face_boxes([person], drawn.shape[1], drawn.shape[0], pad=0.0)
+    x0, y0, x1, y1 = box
+
+    def detail(image: np.ndarray, region: tuple[slice, slice]) -> float:
+        gray = cv2.cvtColor(np.ascontiguousarray(image[region]), cv2.COLOR_BGR2GRAY)
+        return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+
+    face = (slice(y0, y1), slice(x0, x1))
+    suit = (slice(y1 + 40, y1 + 120), slice(x0, x1))  # below the face: not blurred
+    for frame in stored:
+        assert detail(frame, face) < 0.25 * detail(drawn, face)
+        assert detail(frame, suit) > 0.4 * detail(drawn, suit)
