@@ -1,10 +1,12 @@
 """Recording one session: a :class:`TrackRecorder` per published track, plus the overlay log.
 
 Files go to ``<recordings>/<session_id>/``: ``worker-video.mp4``, ``audio-<username>-<n>.mp4``
-per voice, and ``overlays.jsonl``. Every recorder reads its own one-frame relay subscription and
-encodes on its own thread (see :mod:`server.rtc.recorder`); this class only starts and stops
-them, keeps the recordings index up to date, and reports the first failure (a full disk, say)
-once, after which the session goes on unrecorded.
+per voice, and ``overlays.jsonl`` (appended to); a later stretch of the same session (consent
+given again) writes ``worker-video-2.mp4`` and so on, never over an earlier file. Every
+recorder reads its own one-frame relay subscription and encodes on its own thread (see
+:mod:`server.rtc.recorder`); this class only starts and stops them, keeps the recordings index
+up to date, and reports the first failure (a full disk, say) once, after which the session goes
+on unrecorded.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ class SessionRecording:
         self._running: dict[str, _Running] = {}
         self._overlays: OverlayLog | None = None
         self._names = 0
+        self._segment = 0
+        """Recording stretches so far: consent withdrawn and given again starts a new one,
+        whose files get a suffix (``worker-video-2.mp4``) so no earlier file is overwritten."""
         self.failed: str | None = None
         self.active = False
 
@@ -85,6 +90,7 @@ class SessionRecording:
         if self.active:
             return
         self.active = True
+        self._segment += 1
         self.folder.mkdir(parents=True, exist_ok=True)
         self._overlays = OverlayLog(self.folder / "overlays.jsonl")
         if video is not None:
@@ -144,6 +150,8 @@ class SessionRecording:
         *,
         transform: Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.uint8]] | None = None,
     ) -> None:
+        if self._segment > 1:
+            name = f"{name}-{self._segment}"
         path = self.folder / f"{name}.mp4"
         recorder = TrackRecorder(
             self._relay.subscribe(source, buffered=False),

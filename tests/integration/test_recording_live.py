@@ -56,6 +56,16 @@ async def test_consent_starts_and_stops_the_recording(
         await eventually(lambda: len(mentor.frames) > frames_then + 75, 15, "2.5 s more video")
         worker.send_message("consent", recording=False)
         await eventually(lambda: not recording()[-1]["on"], 10, "recording off")
+        first = (folder / "worker-video.mp4").read_bytes()
+        # consent given again: a second stretch in files of its own, the first one untouched
+        worker.send_message("consent", recording=True)
+        await eventually(lambda: recording()[-1]["on"], 10, "recording on again")
+        frames_then = len(mentor.frames)
+        await eventually(lambda: len(mentor.frames) > frames_then + 30, 15, "1 s more video")
+        worker.send_message("consent", recording=False)
+        await eventually(lambda: not recording()[-1]["on"], 10, "recording off again")
+        assert (folder / "worker-video.mp4").read_bytes() == first
+        assert decoded_frames(folder / "worker-video-2.mp4")
         events = await live_server.services.events.events(session_id)
         kinds = [e.type for e in events]
         assert "recording_started" in kinds
@@ -64,8 +74,8 @@ async def test_consent_starts_and_stops_the_recording(
         await mentor.aclose()
     events = await live_server.services.events.events(session_id)
     stopped = [e for e in events if e.type == "recording_stopped"]
-    assert stopped, [e.type for e in events]
-    files = {f["file"]: f for f in stopped[-1].payload["files"]}
+    assert len(stopped) == 2, [e.type for e in events]
+    files = {f["file"]: f for f in stopped[0].payload["files"]}
     assert files["worker-video.mp4"]["status"] == "complete"
     assert files["worker-video.mp4"]["duration_s"] >= 2.0
     times = decoded_frames(folder / "worker-video.mp4")
@@ -78,6 +88,7 @@ async def test_consent_starts_and_stops_the_recording(
     # the recordings index: one finished row per file, checksum and size as on disk
     rows = await live_server.services.recordings.list_for_session(session_id)
     by_track = {row.track: row for row in rows}
+    assert "worker-video-2" in by_track
     video = by_track["worker-video"]
     assert video.status == "complete" and video.kind == "video" and video.codec == "h264"
     data = (folder / "worker-video.mp4").read_bytes()
