@@ -47,6 +47,7 @@ from typing import Any, Literal, cast
 import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av.video.reformatter import VideoReformatter
 
 from server.rtc.clock import pts90k
 
@@ -399,6 +400,8 @@ class _VideoSink(_Sink):
     ) -> None:
         super().__init__(path, options)
         self._transform = transform
+        self._to_bgr = VideoReformatter()
+        self._to_yuv = VideoReformatter()
         self._size = (0, 0)
         self._last = -1
         self._last_step = round(VIDEO_RATE / options.fps)
@@ -416,13 +419,17 @@ class _VideoSink(_Sink):
             self.skipped += 1
             return
         width, height = self._size
+        # The relay shares ``frame`` with other threads (the vision tap converts it too): never
+        # use its own cached converter (an swscale context is not thread-safe) and never let the
+        # encoder rebase it in place. This recorder's converters are its own.
         if self._transform is not None:
-            image = self._transform(cast("Image", frame.to_ndarray(format="bgr24")))
+            bgr = self._to_bgr.reformat(frame, format="bgr24")
+            image = self._transform(cast("Image", bgr.to_ndarray()))
             out = av.VideoFrame.from_ndarray(image, format="bgr24")
-            out = out.reformat(width=width, height=height, format="yuv420p")
+            out = self._to_yuv.reformat(out, width=width, height=height, format="yuv420p")
         else:
-            out = frame.reformat(width=width, height=height, format="yuv420p")
-            if out is frame:  # the relay shares it: never let the encoder rebase it in place
+            out = self._to_yuv.reformat(frame, width=width, height=height, format="yuv420p")
+            if out is frame:
                 out = av.VideoFrame.from_ndarray(frame.to_ndarray(), format="yuv420p")
         out.pts = rel
         out.time_base = Fraction(1, VIDEO_RATE)
