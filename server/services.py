@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from server.auth import PasswordHasher, TokenService
 from server.equipment import EquipmentService
 from server.monitor import LoopMonitor
+from server.retention import RetentionReport, RetentionTask, apply_retention
 from server.rtc.hub import MediaHub, RoomVision
 from server.rtc.participant import PeerOptions
 from server.rtc.room import RoomOptions
@@ -19,6 +20,7 @@ from sessions import (
     EventLog,
     MarkerRegistry,
     RecordingStore,
+    RetentionStore,
     Role,
     RoomSettingsStore,
     UserExistsError,
@@ -51,6 +53,8 @@ class Services:
     equipment: EquipmentService
     catalog: SessionCatalog
     recordings: RecordingStore
+    retention: RetentionStore
+    retention_task: RetentionTask | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -118,6 +122,7 @@ class Services:
             room_settings=RoomSettingsStore(db),
             catalog=SessionCatalog(db),
             recordings=RecordingStore(db),
+            retention=RetentionStore(db),
             equipment=EquipmentService(
                 EquipmentStore(db), library, settings.data_dir / "equipment"
             ),
@@ -129,6 +134,11 @@ class Services:
         services.loop_monitor.start()
         if settings.mode == "dev":
             await services.ensure_demo_users()
+        # Now, then every interval: deletes the recordings older than the retention period.
+        services.retention_task = RetentionTask(
+            services.apply_retention, settings.retention_interval_s
+        )
+        services.retention_task.start()
         return services
 
     def settings_stages(self) -> tuple[str, ...]:
@@ -155,7 +165,19 @@ class Services:
                 pass
         return created
 
+    async def apply_retention(self) -> RetentionReport:
+        """Delete the recordings older than the stored retention period (see
+        :mod:`server.retention`)."""
+        return await apply_retention(
+            events=self.events,
+            recordings=self.recordings,
+            retention=self.retention,
+            data_dir=self.settings.data_dir,
+        )
+
     async def aclose(self) -> None:
+        if self.retention_task is not None:
+            await self.retention_task.aclose()
         await self.loop_monitor.aclose()
         await self.hub.aclose()
         await self.db.aclose()

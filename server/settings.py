@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     max_participants_per_room: int = Field(default=16, ge=2)
     """Participants one room accepts (one worker plus mentors and observers)."""
 
+    retention_interval_s: float = Field(default=3600.0, gt=0)
+    """How often the server deletes recordings older than the retention period (seconds; the
+    period itself is stored in the database: ``python -m server admin retention``)."""
+
     @field_validator("ice_servers", "ice_host_addresses", "vision_stages", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:

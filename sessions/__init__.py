@@ -9,11 +9,12 @@ from sessions.equipment import EquipmentRecord, EquipmentStore
 from sessions.errors import (
     NotFoundError,
     SchemaError,
+    SessionLiveError,
     SessionsError,
     StorageError,
     UserExistsError,
 )
-from sessions.events import MAX_PAYLOAD_BYTES, EventLog, EventRecord, SessionRecord
+from sessions.events import MAX_PAYLOAD_BYTES, EventLog, EventRecord, PurgeResult, SessionRecord
 from sessions.markers import MarkerEntry, MarkerRecord, MarkerRegistry
 from sessions.migrate import MigrationResult
 from sessions.models import (
@@ -58,6 +59,8 @@ __all__ = [
     "RoomSettingsRecord",
     "RoomSettingsStore",
     "Session",
+    "PurgeResult",
+    "SessionLiveError",
     "SessionRecord",
     "SessionsError",
     "StorageError",

@@ -6,7 +6,14 @@ written for the person who has to act on them.
 
 from __future__ import annotations
 
-__all__ = ["NotFoundError", "SchemaError", "SessionsError", "StorageError", "UserExistsError"]
+__all__ = [
+    "NotFoundError",
+    "SchemaError",
+    "SessionLiveError",
+    "SessionsError",
+    "StorageError",
+    "UserExistsError",
+]
 
 
 class SessionsError(Exception):
@@ -39,3 +46,14 @@ class StorageError(SessionsError):
 
 class SchemaError(StorageError):
     """The database's tables match no known schema revision, so it cannot be migrated safely."""
+
+
+class SessionLiveError(SessionsError):
+    """The session is still running, so its records cannot be removed yet."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"session {session_id!r} is still live: wait until everyone has left its room "
+            "(the session ends then), and try again"
+        )
+        self.session_id = session_id

@@ -5,7 +5,10 @@ stores it, and :meth:`EventLog.append` returns only after that transaction has c
 that was acknowledged is durable. Appends to one session are serialized in-process by an
 :class:`asyncio.Lock` per session; on PostgreSQL the session row is also locked (``FOR UPDATE``) so
 other processes queue behind it, and the unique ``(session_id, seq)`` constraint catches anything
-that still races (retried a few times). Events are never updated or deleted.
+that still races (retried a few times). Events are never updated, and deleted only by
+:meth:`EventLog.purge_session` (an admin erasing a session), which leaves an audit event behind.
+:meth:`EventLog.remove_recordings` drops rows of the recordings index together with the event that
+records why, in one transaction (retention).
 """
 
 from __future__ import annotations
@@ -18,23 +21,32 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
 from sessions.db import Database
-from sessions.errors import NotFoundError, StorageError
+from sessions.errors import NotFoundError, SessionLiveError, StorageError
 from sessions.models import (
     END_REASON_MAX,
     EVENT_TYPE_MAX,
     ROOM_MAX,
     USERNAME_MAX,
     Event,
+    Recording,
     utcnow,
 )
 from sessions.models import Session as SessionRow
+from sessions.recordings import RecordingRecord
 
-__all__ = ["MAX_PAGE", "MAX_PAYLOAD_BYTES", "EventLog", "EventRecord", "SessionRecord"]
+__all__ = [
+    "MAX_PAGE",
+    "MAX_PAYLOAD_BYTES",
+    "EventLog",
+    "EventRecord",
+    "PurgeResult",
+    "SessionRecord",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +57,9 @@ MAX_PAGE = 1000
 """Most events one call to :meth:`EventLog.events` returns."""
 
 _APPEND_ATTEMPTS = 5
+
+MAX_REASON = 500
+"""Longest reason an erasure may give."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +118,16 @@ class EventRecord:
             type=row.type,
             payload=row.payload,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeResult:
+    """What :meth:`EventLog.purge_session` removed, and the audit event it left in its place."""
+
+    audit: EventRecord
+    events_removed: int
+    recordings: tuple[RecordingRecord, ...]
+    """The index rows removed; the caller deletes their files (after the commit)."""
 
 
 def _check_payload(payload: object) -> dict[str, Any]:
@@ -263,11 +288,8 @@ class EventLog:
             )
         clean = _check_payload(payload)
 
-        lock = self._locks.get(session_id)
-        if lock is None:
-            lock = self._locks[session_id] = asyncio.Lock()
         conflict: IntegrityError | None = None
-        async with lock:
+        async with self._lock(session_id):
             for attempt in range(1, _APPEND_ATTEMPTS + 1):
                 try:
                     record = await self._append_once(session_id, type, clean, actor, media_pts)
@@ -357,3 +379,144 @@ class EventLog:
             if not rows and await session.get(SessionRow, session_id) is None:
                 raise NotFoundError("session", session_id)
             return [EventRecord._from_row(row) for row in rows]
+
+    def _lock(self, session_id: str) -> asyncio.Lock:
+        lock = self._locks.get(session_id)
+        if lock is None:
+            lock = self._locks[session_id] = asyncio.Lock()
+        return lock
+
+    async def purge_session(
+        self,
+        session_id: str,
+        *,
+        actor: str,
+        reason: str | None = None,
+        bytes_removed: int = 0,
+    ) -> PurgeResult:
+        """Erase an ended session's events and recordings index rows, in one transaction, and
+        leave one ``session_deleted`` event (by, at, events_removed, recordings_removed,
+        bytes_removed, reason) so that the erasure stays visible. The session row stays.
+
+        The audit event continues the session's numbering (its ``seq`` is one past the last one
+        removed). ``bytes_removed`` is what the caller is about to delete on disk; it deletes the
+        files of the returned rows after this returns. The only way events are ever deleted.
+
+        :class:`NotFoundError` for an unknown session, :class:`SessionLiveError` for one that
+        has not ended, :class:`ValueError` for a bad actor, reason or byte count.
+        """
+        _check_text("actor", actor, USERNAME_MAX)
+        if reason is not None and len(reason) > MAX_REASON:
+            raise ValueError(f"reason must be at most {MAX_REASON} characters")
+        if (
+            isinstance(bytes_removed, bool)
+            or not isinstance(bytes_removed, int)
+            or bytes_removed < 0
+        ):
+            raise ValueError(f"bytes_removed must be a non-negative int, got {bytes_removed!r}")
+        async with self._lock(session_id):
+            wall_time = utcnow()
+            async with self._db.session() as session, session.begin():
+                row = await session.get(SessionRow, session_id, with_for_update=True)
+                if row is None:
+                    raise NotFoundError("session", session_id)
+                if row.ended_at is None:
+                    raise SessionLiveError(session_id)
+                recordings = (
+                    await session.scalars(
+                        select(Recording)
+                        .where(Recording.session_id == session_id)
+                        .order_by(Recording.started_at, Recording.id)
+                    )
+                ).all()
+                removed = tuple(RecordingRecord._from_row(r) for r in recordings)
+                await session.execute(delete(Recording).where(Recording.session_id == session_id))
+                count, last = (
+                    await session.execute(
+                        select(func.count(), func.coalesce(func.max(Event.seq), 0)).where(
+                            Event.session_id == session_id
+                        )
+                    )
+                ).one()
+                await session.execute(delete(Event).where(Event.session_id == session_id))
+                payload: dict[str, Any] = {
+                    "by": actor,
+                    "at": wall_time.isoformat(),
+                    "events_removed": int(count),
+                    "recordings_removed": len(removed),
+                    "bytes_removed": bytes_removed,
+                    "reason": reason,
+                }
+                audit = Event(
+                    session_id=session_id,
+                    seq=int(last) + 1,
+                    wall_time=wall_time,
+                    media_pts=None,
+                    actor=actor,
+                    type="session_deleted",
+                    payload=payload,
+                )
+                session.add(audit)
+            record = EventRecord._from_row(audit)
+        logger.warning(
+            "session erased by %s: %d event(s), %d recording(s), %d bytes",
+            actor,
+            count,
+            len(removed),
+            bytes_removed,
+            extra={"session_id": session_id},
+        )
+        return PurgeResult(record, int(count), removed)
+
+    async def remove_recordings(
+        self,
+        session_id: str,
+        recording_ids: list[str],
+        type: str,
+        payload: dict[str, Any],
+        *,
+        actor: str | None = None,
+    ) -> tuple[EventRecord, list[RecordingRecord]]:
+        """Delete these rows of the session's recordings index and append the event that says
+        why (e.g. ``retention``), in one transaction; return the event and the rows removed
+        (ids already gone are skipped). The caller deletes the files after this returns.
+        """
+        _check_text("event type", type, EVENT_TYPE_MAX)
+        if actor is not None:
+            _check_text("actor", actor, USERNAME_MAX)
+        clean = _check_payload(payload)
+        async with self._lock(session_id):
+            wall_time = utcnow()
+            async with self._db.session() as session, session.begin():
+                found = await session.scalar(
+                    select(SessionRow.id).where(SessionRow.id == session_id).with_for_update()
+                )
+                if found is None:
+                    raise NotFoundError("session", session_id)
+                rows = (
+                    await session.scalars(
+                        delete(Recording)
+                        .where(Recording.session_id == session_id, Recording.id.in_(recording_ids))
+                        .returning(Recording)
+                    )
+                ).all()
+                removed = sorted(
+                    (RecordingRecord._from_row(r) for r in rows),
+                    key=lambda r: (r.started_at, r.id),
+                )
+                seq = await session.scalar(
+                    insert(Event)
+                    .values(
+                        session_id=session_id,
+                        seq=self._next_seq(session_id),
+                        wall_time=wall_time,
+                        media_pts=None,
+                        actor=actor,
+                        type=type,
+                        payload=clean,
+                    )
+                    .returning(Event.seq)
+                )
+            if seq is None:  # pragma: no cover - INSERT … RETURNING always yields the row
+                raise StorageError(f"the database returned no seq for the event of {session_id!r}")
+        return EventRecord(session_id, seq, wall_time, None, actor, type, clean), removed
