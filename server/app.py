@@ -13,11 +13,13 @@ from fastapi.staticfiles import StaticFiles
 
 from server import signaling
 from server.routes import (
+    admin,
     auth,
     equipment,
     health,
     markers,
     metrics,
+    review,
     rooms,
     sessions,
     twins,
@@ -62,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(equipment.router)
     app.include_router(twins.router)
     app.include_router(sessions.router)
+    app.include_router(admin.router)
+    app.include_router(review.router)
     app.include_router(signaling.router)
     app.mount("/mentor", StaticFiles(directory=WEB_DIR, html=True), name="mentor")
 

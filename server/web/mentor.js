@@ -84,6 +84,7 @@ function signedIn(auth) {
   app.auth = auth;
   $("user-name").textContent = auth.display_name || auth.username;
   $("user-role").textContent = auth.role;
+  $("review-link").hidden = !["mentor", "trainer", "admin"].includes(auth.role);
   picker.setAccountRole(auth.role);
   show("lobby");
 }
