@@ -9,6 +9,7 @@ from sessions.equipment import EquipmentRecord, EquipmentStore
 from sessions.errors import (
     NotFoundError,
     SchemaError,
+    SessionEndedError,
     SessionLiveError,
     SessionsError,
     StorageError,
@@ -60,6 +61,7 @@ __all__ = [
     "RoomSettingsStore",
     "Session",
     "PurgeResult",
+    "SessionEndedError",
     "SessionLiveError",
     "SessionRecord",
     "SessionsError",

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "NotFoundError",
     "SchemaError",
+    "SessionEndedError",
     "SessionLiveError",
     "SessionsError",
     "StorageError",
@@ -55,5 +56,16 @@ class SessionLiveError(SessionsError):
         super().__init__(
             f"session {session_id!r} is still live: wait until everyone has left its room "
             "(the session ends then), and try again"
+        )
+        self.session_id = session_id
+
+
+class SessionEndedError(SessionsError):
+    """An event was added to a session that has ended: its record is closed."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"session {session_id!r} has ended; its record is closed and takes no more events "
+            "(a client that comes back starts a new session)"
         )
         self.session_id = session_id

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import ColumnElement
 
 from sessions.db import Database
-from sessions.errors import NotFoundError, SessionLiveError, StorageError
+from sessions.errors import NotFoundError, SessionEndedError, SessionLiveError, StorageError
 from sessions.models import (
     END_REASON_MAX,
     EVENT_TYPE_MAX,
@@ -270,12 +270,16 @@ class EventLog:
         *,
         actor: str | None = None,
         media_pts: int | None = None,
+        allow_ended: bool = False,
     ) -> EventRecord:
         """Store one event with the next ``seq`` of its session; return it once committed.
 
+        ``allow_ended``: add it even if the session has ended (system records about a closed
+        session, such as retention or an import; never what a participant sends).
+
         Raises :class:`ValueError` for a bad payload (not a dict, not JSON, over
-        :data:`MAX_PAYLOAD_BYTES`), type, actor or pts, and :class:`NotFoundError` for an unknown
-        session.
+        :data:`MAX_PAYLOAD_BYTES`), type, actor or pts, :class:`NotFoundError` for an unknown
+        session and :class:`SessionEndedError` for a session that has ended.
         """
         _check_text("event type", type, EVENT_TYPE_MAX)
         if actor is not None:
@@ -292,7 +296,9 @@ class EventLog:
         async with self._lock(session_id):
             for attempt in range(1, _APPEND_ATTEMPTS + 1):
                 try:
-                    record = await self._append_once(session_id, type, clean, actor, media_pts)
+                    record = await self._append_once(
+                        session_id, type, clean, actor, media_pts, allow_ended
+                    )
                 except IntegrityError as exc:
                     conflict = exc
                     # Another writer (another process, another EventLog) took this seq first.
@@ -318,15 +324,22 @@ class EventLog:
         payload: dict[str, Any],
         actor: str | None,
         media_pts: int | None,
+        allow_ended: bool = False,
     ) -> EventRecord:
         wall_time = utcnow()
         async with self._db.session() as session, session.begin():
             # FOR UPDATE queues writers of other processes on PostgreSQL; SQLite omits it.
-            found = await session.scalar(
-                select(SessionRow.id).where(SessionRow.id == session_id).with_for_update()
-            )
+            found = (
+                await session.execute(
+                    select(SessionRow.id, SessionRow.ended_at)
+                    .where(SessionRow.id == session_id)
+                    .with_for_update()
+                )
+            ).first()
             if found is None:
                 raise NotFoundError("session", session_id)
+            if found.ended_at is not None and not allow_ended:
+                raise SessionEndedError(session_id)
             # One statement reads the last seq and inserts the next, so on SQLite (no FOR UPDATE)
             # the read happens under the write lock the INSERT holds.
             seq = await session.scalar(

@@ -43,3 +43,15 @@ async def test_filters_paging_and_facts(database: Database) -> None:
         await catalog.get("0" * 32)
     with pytest.raises(ValueError, match="limit"):
         await catalog.list(limit=0)
+
+
+async def test_an_ended_session_takes_no_more_events(database: Database) -> None:
+    from sessions import SessionEndedError
+
+    events = EventLog(database)
+    record = await events.open_session("a")
+    await events.append(record.id, "join", {}, actor="mentor")
+    await events.close_session(record.id)
+    with pytest.raises(SessionEndedError, match="has ended"):
+        await events.append(record.id, "chat", {"text": "too late"}, actor="mentor")
+    assert [e.type for e in await events.events(record.id)] == ["join"]

@@ -154,8 +154,9 @@ async def _legacy_database(url: str, metadata: MetaData | None = None) -> None:
             )
         # The old code path wrote the events (JSON, pts, seq).
         log = EventLog(db)
-        await log.append("a" * 32, "ink", {"uv": [0.5, 0.25]}, actor="ana", media_pts=3000)
-        await log.append("a" * 32, "note", {"text": "valve"})
+        old = {"allow_ended": True}  # the session ended before: these stand for its old events
+        await log.append("a" * 32, "ink", {"uv": [0.5, 0.25]}, actor="ana", media_pts=3000, **old)
+        await log.append("a" * 32, "note", {"text": "valve"}, **old)
 
 
 async def test_fresh_database_migrates_to_exactly_the_models(database_url: str) -> None:
@@ -218,8 +219,10 @@ async def test_database_made_by_old_create_all_keeps_its_data_and_reaches_head(
         assert (closed.end_reason, closed.ended_abnormally) == ("closed", False)
         assert (still_open.ended_at, still_open.end_reason) == (None, None)
         assert (still_open.ended_abnormally, still_open.recording_consent) == (False, None)
-        # The log keeps working on the migrated tables.
-        assert (await log.append("a" * 32, "after", {})).seq == 3
+        # The log keeps working on the migrated tables (the open session takes events; the
+        # closed one refuses them).
+        before = len(await log.events(still_open.id))
+        assert (await log.append(still_open.id, "after", {})).seq == before + 1
 
 
 async def test_database_made_by_an_older_create_all_gets_its_missing_tables(
