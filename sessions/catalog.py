@@ -15,7 +15,7 @@ from sqlalchemy import and_, exists, func, or_, select
 
 from sessions.db import Database
 from sessions.errors import NotFoundError
-from sessions.models import Event
+from sessions.models import Event, Recording
 from sessions.models import Session as SessionRow
 
 __all__ = ["MAX_SESSIONS_PAGE", "SessionCatalog", "SessionSummary"]
@@ -57,6 +57,7 @@ class SessionCatalog:
         participant: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        has_recording: bool | None = None,
         before: tuple[datetime, str] | None = None,
         limit: int = 50,
     ) -> list[SessionSummary]:
@@ -77,6 +78,9 @@ class SessionCatalog:
                     )
                 )
             )
+        if has_recording is not None:
+            recorded = exists().where(Recording.session_id == SessionRow.id)
+            query = query.where(recorded if has_recording else ~recorded)
         if since is not None:
             query = query.where(SessionRow.started_at >= since)
         if until is not None:

@@ -83,6 +83,7 @@ async def list_sessions(
     participant: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    has_recording: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_SESSIONS_PAGE)] = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
@@ -96,6 +97,7 @@ async def list_sessions(
         participant=participant,
         since=_aware(since, "since"),
         until=_aware(until, "until"),
+        has_recording=has_recording,
         before=_cursor(cursor),
         limit=limit,
     )

@@ -210,6 +210,7 @@ async function enterRoom() {
   app.participants = new Map();
   session.addEventListener("state", () => updateConnection());
   session.addEventListener("joined", (e) => {
+    showRecording(e.detail.recording);
     for (const p of e.detail.participants) app.participants.set(p.id, p);
     log(`Joined ${e.detail.room} as ${e.detail.role}.`, "ok");
     renderPeople();
@@ -224,7 +225,14 @@ async function enterRoom() {
   });
   session.addEventListener("audio", (e) => playAudio(e.detail));
   session.addEventListener("overlay", (e) => view.addOverlay(e.detail));
-  session.addEventListener("annotation", (e) => ink.onMessage(e.detail));
+  session.addEventListener("annotation", (e) => {
+    if (e.detail.type === "recording") {
+      showRecording(e.detail);
+      log(`Recording ${e.detail.on ? "on" : "off"}: ${e.detail.reason}.`, e.detail.on ? "ok" : "");
+      return;
+    }
+    ink.onMessage(e.detail);
+  });
   session.addEventListener("servererror", (e) => setError(e.detail));
   session.addEventListener("closed", (e) => onClosed(session, e.detail));
   session.start();
@@ -638,3 +646,13 @@ function init() {
 }
 
 init();
+
+// Whether the session is being recorded, always in sight: the worker's consent decides.
+function showRecording(state) {
+  const badge = document.getElementById("rec-badge");
+  if (!badge) return;
+  const on = Boolean(state && state.on);
+  badge.textContent = on ? "\u25CF Recording" : "Not recorded";
+  badge.classList.toggle("on", on);
+  badge.title = state ? state.reason : "the server did not say";
+}

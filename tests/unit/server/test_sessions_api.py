@@ -67,6 +67,10 @@ def test_list_filters_and_pages(client: TestClient) -> None:
         if cursor is None:
             break
     assert seen == ids[::-1]
+    recorded = client.get("/api/sessions?has_recording=true", headers=trainer).json()
+    assert recorded["sessions"] == []  # nothing recorded in these
+    assert len(client.get("/api/sessions?has_recording=false", headers=trainer).json()[
+        "sessions"]) == 5  # fmt: skip
     future = client.get("/api/sessions?since=2999-01-01T00:00:00Z", headers=trainer).json()
     assert future["sessions"] == []
 

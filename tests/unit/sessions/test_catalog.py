@@ -36,6 +36,14 @@ async def test_filters_paging_and_facts(database: Database) -> None:
     later = datetime.now(UTC) + timedelta(hours=1)
     assert await catalog.list(since=later) == []
     assert len(await catalog.list(until=later)) == 5
+    from sessions import RecordingStore
+
+    await RecordingStore(database).add(
+        ids[1], "worker-video", "video", "worker", "h264", "mp4", f"recordings/{ids[1]}/v.mp4"
+    )
+    assert [s.id for s in await catalog.list(has_recording=True)] == [ids[1]]
+    assert ids[1] not in [s.id for s in await catalog.list(has_recording=False)]
+    assert len(await catalog.list(has_recording=False)) == 4
     facts = await catalog.get(ids[0])
     assert facts.participants == ("mentor", "worker")
     assert facts.event_types == {"join": 2, "chat": 1} and facts.events == 3
