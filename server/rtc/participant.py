@@ -179,6 +179,12 @@ class Participant:
             def on_message(message: Any, label: str = label) -> None:
                 room.on_channel_message(self, label, message)
 
+            if label == "annotations":
+
+                @channel.on("open")
+                def on_open() -> None:
+                    room.on_annotations_open(self)
+
     def _attach_outbound(self, pc: RTCPeerConnection, room: Room) -> None:
         kinds = {t.kind for t in pc.getTransceivers()}
         if "audio" in kinds:

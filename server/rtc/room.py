@@ -619,6 +619,11 @@ class Room:
             return RecordingMessage(on=False, reason="the worker has not consented to recording")
         return RecordingMessage(on=False, reason="waiting for the worker's video")
 
+    def on_annotations_open(self, participant: Participant) -> None:
+        """A participant can now hear state changes: tell them where recording stands (what
+        changed between their ``joined`` message and now would be lost otherwise)."""
+        self._announce_recording(only=participant)
+
     def _announce_recording(self, only: Participant | None = None) -> None:
         payload = self.recording_state.model_dump_json()
         for participant in [only] if only is not None else list(self.participants.values()):

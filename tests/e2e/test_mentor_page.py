@@ -209,3 +209,29 @@ async def test_video_comes_back_when_a_new_worker_joins(
         await second.aclose()
     # The same peer connection carries the new worker: the page never had to reconnect.
     assert await page.evaluate("fieldsight.mediaReconnects") == 0
+
+
+async def test_the_page_shows_whether_the_session_is_recorded(
+    live_server: LiveServer, page: Any, headset: HeadsetClient
+) -> None:
+    """The badge follows the worker's consent, even when the page's channels open after the
+    change (the state is re-sent when they open)."""
+    await sign_in(page, live_server, "mentor")
+    await eventually(
+        lambda: (
+            "annotations" in headset._channels
+            and headset._channels["annotations"].readyState == "open"
+        ),
+        10,
+        "the worker's channels",
+    )
+    await join(page, "mentor")
+    headset.send_message("consent", recording=True)  # likely before the page's channels open
+    badge = page.locator("#rec-badge")
+    await wait_for(page, "document.getElementById('rec-badge').textContent.includes('Recording')")
+    assert await badge.evaluate("b => b.classList.contains('on')")
+    assert "consented" in (await badge.get_attribute("title") or "")
+    await wait_for(page, "fieldsight.state === 'connected'")
+    headset.send_message("consent", recording=False)
+    await wait_for(page, "document.getElementById('rec-badge').textContent === 'Not recorded'")
+    assert "not consented" in (await badge.get_attribute("title") or "")
