@@ -71,6 +71,7 @@ class ViewerPeer:
         self.frames: list[tuple[int, int, float, tuple[int, int]]] = []  # pts, code, t_ms, size
         self.overlays: list[dict[str, Any]] = []
         self.annotations: list[dict[str, Any]] = []
+        self.recording_states: list[dict[str, Any]] = []
         self.audio_frames = 0
         self.audio_peak = 0
         self.first_frame_ms: float | None = None
@@ -155,6 +156,8 @@ class ViewerPeer:
         message["received_ms"] = time.time() * 1000
         if label == "overlay":
             self.overlays.append(message)
+        elif message.get("type") == "recording":
+            self.recording_states.append(message)  # where recording stands, apart from ink
         else:
             self.annotations.append(message)
 

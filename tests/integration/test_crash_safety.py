@@ -101,7 +101,7 @@ async def test_kill_9_loses_nothing_acknowledged(server: Server) -> None:
         session_id = mentor.joined["session_id"]
         worker.send_message("consent", recording=True)
         await eventually(
-            lambda: any(m["type"] == "recording" and m["on"] for m in mentor.annotations),
+            lambda: any(m["on"] for m in mentor.recording_states),
             10,
             "recording on",
         )

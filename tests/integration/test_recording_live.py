@@ -48,7 +48,7 @@ async def test_consent_starts_and_stops_the_recording(
         session_id = mentor.joined["session_id"]
         folder = live_server.settings.data_dir / "recordings" / session_id
         assert not folder.exists()  # nothing is recorded without consent
-        recording = lambda: [m for m in mentor.annotations if m["type"] == "recording"]  # noqa: E731
+        recording = lambda: list(mentor.recording_states)  # noqa: E731
         worker.send_message("consent", recording=True)
         await eventually(lambda: recording() and recording()[-1]["on"], 10, "recording on")
         await eventually(lambda: (folder / "worker-video.mp4").is_file(), 5, "the video file")

@@ -126,7 +126,7 @@ async def test_recording_consent_is_the_workers_and_everyone_is_told(
         assert "consent" in mentor.joined["recording"]["reason"]
         given = worker.send_message("consent", recording=True)
         await eventually(lambda: given in worker.acks, 10, "consent stored")
-        recording = lambda: [m for m in mentor.annotations if m["type"] == "recording"]  # noqa: E731
+        recording = lambda: list(mentor.recording_states)  # noqa: E731
         await eventually(lambda: recording() and recording()[-1]["on"], 10, "recording on")
         withdrawn = worker.send_message("consent", recording=False)
         await eventually(lambda: withdrawn in worker.acks, 10, "withdrawal stored")
