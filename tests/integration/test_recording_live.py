@@ -150,3 +150,48 @@ async def test_faces_are_blurred_in_the_stored_video_only(
     for frame in stored:
         assert detail(frame, face) < 0.25 * detail(drawn, face)
         assert detail(frame, suit) > 0.4 * detail(drawn, suit)
+
+
+async def test_a_full_disk_stops_the_recording_not_the_session(
+    live_server: LiveServer, worker: HeadsetClient
+) -> None:
+    """Recordings on a 300 KiB tmpfs: it fills within seconds; the recording stops and says
+    so, the file stays playable, and the session (video, chat, acks) goes on."""
+    import asyncio
+    import subprocess
+
+    folder = live_server.settings.data_dir / "recordings"
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = await asyncio.to_thread(
+        subprocess.run,
+        ["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(folder)],
+        capture_output=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    mentor = ViewerPeer(live_server.url, await live_server.login_async("mentor"))
+    try:
+        await mentor.start()
+        await eventually(lambda: mentor.channels_open and len(mentor.frames) > 10, 15, "video")
+        worker.send_message("consent", recording=True)
+        await eventually(
+            lambda: any("stopped" in m["reason"] for m in mentor.recording_states),
+            30,
+            "the recording stopping on a full disk",
+        )
+        last = mentor.recording_states[-1]
+        assert last["on"] is False and "space" in last["reason"].lower(), last
+        # the session goes on: video keeps coming, chat is still stored and acked
+        frames = len(mentor.frames)
+        await eventually(lambda: len(mentor.frames) > frames + 30, 10, "video after the failure")
+        chat = worker.send_message("chat", text="still here")
+        await eventually(lambda: chat in worker.acks, 10, "chat stored after the failure")
+        session_id = mentor.joined["session_id"]
+        events = await live_server.services.events.events(session_id)
+        failed = [e for e in events if e.type == "recording_failed"]
+        assert failed and "space" in failed[0].payload["error"].lower()
+        video = folder / session_id / "worker-video.mp4"
+        assert decoded_frames(video), "the cut file still plays"
+    finally:
+        await mentor.aclose()
+        await asyncio.to_thread(subprocess.run, ["umount", "-l", str(folder)], check=False)
