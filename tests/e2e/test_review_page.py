@@ -98,7 +98,7 @@ async def record_session(server: LiveServer, headset: HeadsetClient) -> tuple[st
     try:
         await eventually(lambda: mentor.channels_open and len(mentor.frames) > 10, 15, "video")
         session_id = mentor.joined["session_id"]
-        recording = lambda: [m for m in mentor.annotations if m["type"] == "recording"]  # noqa: E731
+        recording = lambda: list(mentor.recording_states)  # noqa: E731
         headset.send_message("consent", recording=True)
         await eventually(lambda: recording() and recording()[-1]["on"], 10, "recording on")
         start = len(mentor.frames)
