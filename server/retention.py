@@ -226,6 +226,9 @@ def _session_files(data_dir: Path, session_id: str, rows: list[RecordingRecord])
     folder = recording_file(data_dir, f"recordings/{session_id}")
     if folder is not None and folder.is_dir():
         files |= {p for p in folder.iterdir() if p.is_file() and not p.is_symlink()}
+    if all(c in "0123456789abcdef" for c in session_id):  # the session's digital twin, if any
+        twins = data_dir / "twins"
+        files |= {twins / f"{session_id}.{ext}" for ext in ("glb", "ply", "json")}
     return sorted(f for f in files if f.is_file() or f.is_symlink())  # is_file follows links
 
 

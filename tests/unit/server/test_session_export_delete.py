@@ -125,10 +125,15 @@ def test_delete_is_for_admins_and_leaves_an_audit_event(client: TestClient, tmp_
     assert client.delete(f"/api/sessions/{sid}").status_code == 401
     assert folder.is_dir()
 
+    twins = tmp_path / "twins"
+    twins.mkdir(exist_ok=True)
+    (twins / f"{sid}.glb").write_bytes(b"glTF-twin")
+    (twins / f"{other}.glb").write_bytes(b"glTF-other")
     root = admin(client)
     r = client.delete(f"/api/sessions/{sid}?reason=worker%20asked", headers=root)
     assert r.status_code == 200, r.text
-    size = len(VIDEO) + len(VOICE) + len(OVERLAYS)
+    assert not (twins / f"{sid}.glb").exists() and (twins / f"{other}.glb").exists()
+    size = len(VIDEO) + len(VOICE) + len(OVERLAYS) + len(b"glTF-twin")
     assert r.json() == {
         "session_id": sid,
         "events_removed": 5,
