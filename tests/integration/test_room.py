@@ -265,11 +265,16 @@ async def test_ink_on_the_marker_is_anchored_to_it(
         anchor = worker.anchors[sid]
         assert anchor["frame"] == "marker:7" and len(anchor["xyz"]) == 3
         assert all(abs(p[2]) < 0.01 for p in anchor["xyz"])  # on the marker's plane (z = 0)
+
+        def on_marker(o: dict[str, object]) -> bool:  # the stroke shown on a frame with the marker
+            anchors = o["anchors"]
+            assert isinstance(anchors, list)
+            return bool(o["markers"]) and any(a["id"] == sid and a["visible"] for a in anchors)
+
         await eventually(
-            lambda: any(a["id"] == sid and a["visible"] for o in mentor.overlays[-3:]
-                        for a in o["anchors"]), 10, "the anchored stroke in overlays",
-        )  # fmt: skip
-        latest = next(o for o in reversed(mentor.overlays) if o["anchors"] and o["markers"])
+            lambda: any(on_marker(o) for o in mentor.overlays), 10, "the anchored stroke"
+        )
+        latest = next(o for o in reversed(mentor.overlays) if on_marker(o))
         drawn = next(a for a in latest["anchors"] if a["id"] == sid)["uv"][1]
         corners = latest["markers"][0]["corners"]
         now = [sum(c[0] for c in corners) / 4, sum(c[1] for c in corners) / 4]
