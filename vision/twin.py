@@ -39,7 +39,15 @@ from vision.gltf import GltfNode, glb_bytes, quaternion_xyzw
 from vision.rgbd import DepthFrame, load_open3d
 from vision.types import Intrinsics
 
-__all__ = ["MarkerBook", "Twin", "TwinBuilder", "TwinMarker", "TwinMesh", "TwinOptions"]
+__all__ = [
+    "MarkerBook",
+    "Twin",
+    "TwinBuilder",
+    "keyframe_due",
+    "TwinMarker",
+    "TwinMesh",
+    "TwinOptions",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +119,19 @@ def _mean_pose(old: Mat, new: Mat, weight: float) -> Mat:
     out[:3, :3] = u @ vt
     out[3] = [0.0, 0.0, 0.0, 1.0]
     return np.asarray(out, np.float64)
+
+
+def keyframe_due(options: TwinOptions, last: Mat | None, since_key: int, pose: Mat) -> bool:
+    """Whether a frame at ``pose`` is a keyframe: the first, every ``keyframe_every``-th, or
+    once the camera moved or turned enough since the ``last`` keyframe."""
+    if last is None:
+        return True
+    if options.keyframe_every and since_key + 1 >= options.keyframe_every:
+        return True
+    moved = float(np.linalg.norm(pose[:3, 3] - last[:3, 3]))
+    cosine = (float(np.trace(last[:3, :3].T @ pose[:3, :3])) - 1.0) / 2.0
+    turned = math.degrees(math.acos(min(1.0, max(-1.0, cosine))))
+    return moved > options.keyframe_move_m or turned > options.keyframe_turn_deg
 
 
 class Twin(Protocol):
@@ -201,16 +222,7 @@ class TwinBuilder:
     def _is_keyframe(self, pose: Mat, reference: str) -> bool:
         if self.reference is not None and reference != self.reference:
             return False
-        last = self._last_key
-        if last is None:
-            return True
-        opts = self.options
-        if opts.keyframe_every and self._since_key + 1 >= opts.keyframe_every:
-            return True
-        moved = float(np.linalg.norm(pose[:3, 3] - last[:3, 3]))
-        cosine = (float(np.trace(last[:3, :3].T @ pose[:3, :3])) - 1.0) / 2.0
-        turned = math.degrees(math.acos(min(1.0, max(-1.0, cosine))))
-        return moved > opts.keyframe_move_m or turned > opts.keyframe_turn_deg
+        return keyframe_due(self.options, self._last_key, self._since_key, pose)
 
     def integrate(
         self,

@@ -20,7 +20,6 @@ without depth costs nothing. If it dies, integration stops and exports raise
 from __future__ import annotations
 
 import logging
-import math
 import multiprocessing as mp
 import queue
 import threading
@@ -33,7 +32,7 @@ import numpy.typing as npt
 from vision.errors import VisionError
 from vision.geometry import Mat
 from vision.rgbd import DepthFrame
-from vision.twin import MarkerBook, TwinBuilder, TwinOptions
+from vision.twin import MarkerBook, TwinBuilder, TwinOptions, keyframe_due
 from vision.types import Intrinsics
 
 __all__ = ["TwinProcess"]
@@ -123,16 +122,7 @@ class TwinProcess:
     def _is_keyframe(self, pose: Mat, reference: str) -> bool:
         if self.reference is not None and reference != self.reference:
             return False
-        last = self._last_key
-        if last is None:
-            return True
-        opts = self.options
-        if opts.keyframe_every and self._since_key + 1 >= opts.keyframe_every:
-            return True
-        moved = float(np.linalg.norm(pose[:3, 3] - last[:3, 3]))
-        cosine = (float(np.trace(last[:3, :3].T @ pose[:3, :3])) - 1.0) / 2.0
-        turned = math.degrees(math.acos(min(1.0, max(-1.0, cosine))))
-        return moved > opts.keyframe_move_m or turned > opts.keyframe_turn_deg
+        return keyframe_due(self.options, self._last_key, self._since_key, pose)
 
     def integrate(
         self,

@@ -29,7 +29,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import FileResponse
 
 from server.deps import AppServices, CurrentUser
-from server.routes.sessions import SessionId, get_session
+from server.routes.sessions import SessionId, event_dict, get_session
 from sessions import NotFoundError
 from sessions.events import MAX_PAGE, EventRecord
 
@@ -272,17 +272,6 @@ def _ergonomics(events: list[EventRecord]) -> tuple[list[dict[str, Any]], dict[s
     return series, total
 
 
-def _timeline_event(e: EventRecord) -> dict[str, Any]:
-    return {
-        "seq": e.seq,
-        "wall_time": e.wall_time.isoformat(),
-        "media_pts": e.media_pts,
-        "actor": e.actor,
-        "type": e.type,
-        "payload": e.payload,
-    }
-
-
 @router.get("/{session_id}/review")
 async def session_review(
     request: Request, session_id: SessionId, services: AppServices, user: CurrentUser
@@ -300,7 +289,7 @@ async def session_review(
     url = _media_url(request, session_id, user.username, int(time.time()) + MEDIA_URL_TTL_S)
     video = await asyncio.to_thread(_video, url, events, recordings, folder)
     series, total = _ergonomics(events)
-    timeline = [_timeline_event(e) for e in events if e.type != "vision_summary"]
+    timeline = [event_dict(e) for e in events if e.type != "vision_summary"]
     activity: dict[int, int] = {}
     origin = events[0].wall_time if events else None
     for e in events:

@@ -35,7 +35,7 @@ from server.deps import AdminUser, AppServices, CurrentUser
 from server.retention import erase_session, recording_file
 from sessions import NotFoundError, SessionLiveError
 from sessions.catalog import MAX_SESSIONS_PAGE, SessionSummary
-from sessions.events import MAX_PAGE, MAX_REASON
+from sessions.events import MAX_PAGE, MAX_REASON, EventRecord
 
 logger = logging.getLogger(__name__)
 
@@ -146,13 +146,14 @@ async def session_events(
         events = [e for e in events if e.type == type]
     return {
         "session_id": session_id,
-        "events": [_event_dict(e) for e in events],
+        "events": [event_dict(e) for e in events],
         "next_after_seq": page_end,
         "more": more,
     }
 
 
-def _event_dict(e: Any) -> dict[str, Any]:
+def event_dict(e: EventRecord) -> dict[str, Any]:
+    """One event as the API shows it (timeline pages, the export, the review page)."""
     return {
         "seq": e.seq,
         "wall_time": e.wall_time.isoformat(),
@@ -398,7 +399,7 @@ async def export_session(
     after = 0
     while True:
         page = await services.events.events(session_id, after_seq=after, limit=MAX_PAGE)
-        events += [_event_dict(e) for e in page]
+        events += [event_dict(e) for e in page]
         if len(page) < MAX_PAGE:
             break
         after = page[-1].seq
